@@ -1,0 +1,105 @@
+# antfarm - top-level build.
+#
+#   make                 library, command, plugin (if glib is present)
+#   make check           every test; closes with "N passed, N failed"
+#   make SANITIZE=1 ...  the same under ASan+UBSan (into build-san/)
+#   make WERROR=1 ...    warnings are errors
+#   make fuzz            libFuzzer harnesses (clang) into $(BUILD)/fuzz/
+#   make BUILD=dir ...   build somewhere else (helpers and CI use this)
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS =
+endif
+
+CC ?= cc
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+WARN = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wpointer-arith -Wformat=2 -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+CPPFLAGS += -Iinclude -D_GNU_SOURCE
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS)
+LDLIBS = -lm
+
+LIB_SRCS := $(sort $(wildcard lib/*/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HARNESS := $(BUILD)/obj/tests/unit/harness.o
+PLUGIN_SRCS := $(sort $(wildcard plugin/*.c))
+PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(BUILD)/obj/%.o)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+HDRS := $(wildcard include/antfarm/*.h lib/*/*.h plugin/*.h cli/*.h tests/unit/*.h)
+
+GLIB_CFLAGS := $(shell pkg-config --cflags glib-2.0 2>/dev/null)
+HAVE_GLIB := $(if $(GLIB_CFLAGS),1,)
+
+TARGETS = $(BUILD)/libantfarm.a $(BUILD)/libantfarm.so $(BUILD)/antfarm $(TEST_BINS)
+ifneq ($(PLUGIN_SRCS),)
+ifeq ($(HAVE_GLIB),1)
+TARGETS += $(BUILD)/antfarm-qemu.so
+endif
+endif
+
+.PHONY: all check fuzz clean bench
+all: $(TARGETS)
+
+# The library is compiled once, position-independent, with hidden visibility:
+# only AF_API symbols are exported from the shared object.
+$(BUILD)/obj/lib/%.o: lib/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/obj/cli/%.o: cli/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ilib $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/plugin/%.o: plugin/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(GLIB_CFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libantfarm.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libantfarm.so: $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libantfarm.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/antfarm: $(CLI_OBJS) $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
+
+$(BUILD)/antfarm-qemu.so: $(PLUGIN_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $^ $(LDLIBS) -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(BUILD)/libantfarm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BUILD)/libantfarm.a $(LDLIBS)
+
+check: all
+	@BUILD=$(BUILD) sh tests/run.sh
+
+# libFuzzer harnesses need clang; each links the library sources directly.
+FUZZ_CC ?= clang
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -Ilib -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+bench: all
+	@BUILD=$(BUILD) sh bench/replay
+
+clean:
+	rm -rf build build-san

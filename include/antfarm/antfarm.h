@@ -1,0 +1,19 @@
+/*
+ * antfarm/antfarm.h - everything a program using libantfarm needs.
+ *
+ * libantfarm infers guest processes from how a guest drives its MMU
+ * (engine.h), records and replays traces (trace.h), scores inference against
+ * the guest's own ground truth (eval.h) and models kernels synthetically
+ * (synth.h). Link with -lantfarm.
+ */
+#ifndef ANTFARM_ANTFARM_H
+#define ANTFARM_ANTFARM_H
+
+#include <antfarm/engine.h>
+#include <antfarm/trace.h>
+#include <antfarm/eval.h>
+#include <antfarm/synth.h>
+
+#define AF_VERSION_STRING "0.1.0"
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * antfarm/eval.h - scoring inferred events against the guest's ground truth,
+ * the way the Antfarm paper's section 6.1 does.
+ *
+ * Completeness (6.1.1): every OS-reported process create (exit) is matched
+ * one-to-one to an inferred create (exit) with the same ASID that lies inside
+ * the event's plausible window: for a create, after the previous OS-reported
+ * process exit with that ASID and before the next OS-reported process create
+ * with that ASID; for an exit, after the OS-reported create it ends and before
+ * the next OS-reported create with that ASID. Unmatched OS events are false
+ * negatives; unmatched inferred events are false positives. The same is done
+ * for OS address-space creates/destroys (to tell process/address-space
+ * mismatch from inference error).
+ *
+ * Lag (6.1.2): inferred time minus OS time of each matched pair.
+ *
+ * Window: only events inside the measurement window count; the window opens
+ * at the first AF_TRUTH_BEGIN (or the start) and closes at the first
+ * AF_TRUTH_END (or the end). Inferred events after the window closes are still
+ * used to match OS events inside it, up to AF_EVAL_GRACE_NS later.
+ *
+ * Ownership: an af_eval copies what it is given; results are plain values.
+ */
+#ifndef ANTFARM_EVAL_H
+#define ANTFARM_EVAL_H
+
+#include <antfarm/engine.h>
+#include <antfarm/trace.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How long after the window closes inferred events may still match. */
+#define AF_EVAL_GRACE_NS 2000000000ull
+
+struct af_lag {
+	uint64_t n;       /* matched pairs */
+	double mean_us;   /* mean lag, microseconds */
+	double median_us; /* median */
+	double p95_us;    /* 95th percentile (nearest rank) */
+	double max_us;    /* largest */
+	double min_us;    /* smallest (negative: inferred before OS) */
+};
+
+struct af_eval_result {
+	/* OS-reported counts inside the window */
+	uint64_t os_process_create, os_process_exit;
+	uint64_t os_as_create, os_as_exit, os_switch;
+	/* inferred counts inside the window */
+	uint64_t inferred_create, inferred_exit, inferred_switch;
+	/* against OS process events */
+	uint64_t fn_create, fn_exit, fp_create, fp_exit;
+	/* against OS address-space events */
+	uint64_t as_fn_create, as_fn_exit, as_fp_create, as_fp_exit;
+	struct af_lag lag_create, lag_exit; /* process events */
+	uint64_t window_begin_ns, window_end_ns; /* UINT64_MAX end: open */
+};
+
+struct af_eval;
+
+AF_API int af_eval_new(struct af_eval **out);
+AF_API void af_eval_free(struct af_eval *ev);
+/* Feed events in any order; memory grows with the number of events. Returns
+ * 0 or -ENOMEM. */
+AF_API int af_eval_add_truth(struct af_eval *ev, const struct af_truth *t);
+AF_API int af_eval_add_event(struct af_eval *ev, const struct af_event *e);
+/* Computes the result from everything fed so far. Returns 0 or -ENOMEM. */
+AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out);
+
+/* Replays a whole trace and scores it. Errors as af_replay(). */
+AF_API int af_eval_trace(struct af_trace_reader *r,
+			 struct af_eval_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
