@@ -27,6 +27,7 @@ extern "C" {
 
 #define AF_TRACE_VERSION 1 /* format version this library writes */
 #define AF_TRACE_MAX_MEM 65536u /* most bytes in one memory record */
+#define AF_TRACE_MAX_PHYS (1ull << 40) /* largest phys_bytes accepted (1 TiB) */
 
 /* Kinds of ground-truth event, as the guest reports them. */
 enum af_truth_kind {
@@ -67,6 +68,8 @@ enum af_rec_type {
 	AF_REC_OBS = 1,   /* an observation */
 	AF_REC_MEM = 2,   /* guest-physical memory as the engine read it */
 	AF_REC_TRUTH = 3, /* a ground-truth event */
+	AF_REC_MEM_FAIL = 4, /* a memory read the engine made failed: u.mem
+	                        with data NULL (replay fails the same read) */
 };
 
 struct af_record {
@@ -77,7 +80,8 @@ struct af_record {
 		struct {
 			uint64_t gpa;        /* where */
 			uint32_t len;        /* 1 .. AF_TRACE_MAX_MEM */
-			const uint8_t *data; /* len bytes, owned by reader */
+			const uint8_t *data; /* len bytes, owned by reader;
+			                        NULL for AF_REC_MEM_FAIL */
 		} mem;
 	} u;
 };
@@ -92,10 +96,17 @@ AF_API int af_trace_writer_open(const char *path,
 /* Writes to an already-open stream the caller keeps owning. */
 AF_API int af_trace_writer_fdopen(FILE *f, const struct af_trace_info *info,
 				  struct af_trace_writer **out);
+/* Each write returns 0 or a negative errno (-EINVAL: a vcpu >= n_vcpus or a
+ * bad length; an I/O error is also kept and returned again by close). */
 AF_API int af_trace_write_obs(struct af_trace_writer *w,
 			      const struct af_obs *o);
+/* len > AF_TRACE_MAX_MEM is split into several records; len 0 is -EINVAL. */
 AF_API int af_trace_write_mem(struct af_trace_writer *w, uint64_t gpa,
 			      const void *data, size_t len);
+/* Records that a read of len bytes at gpa failed (AF_REC_MEM_FAIL); split
+ * like af_trace_write_mem(). */
+AF_API int af_trace_write_mem_fail(struct af_trace_writer *w, uint64_t gpa,
+				   size_t len);
 AF_API int af_trace_write_truth(struct af_trace_writer *w,
 				const struct af_truth *t);
 /* Flushes buffered records to the stream. */
@@ -134,7 +145,9 @@ struct af_recorder;
  * caller's. */
 AF_API int af_recorder_new(const struct af_engine_config *cfg,
 			   struct af_trace_writer *w, struct af_recorder **out);
-/* Records o, then feeds it to the engine. */
+/* Feeds o to the engine, then records it (so the memory records of the reads
+ * it caused come first). An observation the engine rejects (-EINVAL) is not
+ * recorded. Returns the engine's result or the first write error. */
 AF_API int af_recorder_observe(struct af_recorder *r, const struct af_obs *o);
 AF_API struct af_engine *af_recorder_engine(struct af_recorder *r);
 AF_API void af_recorder_free(struct af_recorder *r);

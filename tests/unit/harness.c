@@ -58,9 +58,9 @@ static const char *base(const char *path)
 
 int main(int argc, char **argv)
 {
-	int failed = 0;
+	volatile int failed = 0;
 
-	for (int i = 0; i < n_cases; i++) {
+	for (volatile int i = 0; i < n_cases; i++) {
 		int wanted = argc < 2;
 		for (int a = 1; a < argc; a++)
 			wanted |= !strcmp(argv[a], cases[i].name);

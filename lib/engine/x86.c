@@ -1,0 +1,957 @@
+/*
+ * lib/engine/x86.c - the page-table technique (Antfarm paper 4.1),
+ * generalised to every x86 paging mode (32-bit two-level with 4 MiB pages,
+ * PAE, 4-level, 5-level; huge pages at every level), KPTI and PCID.
+ *
+ * ASID: the physical address of the root loaded into CR3.
+ * Create: a root never seen, or one seen again after its space died.
+ * Switch: a root load that changes the vCPU's address space.
+ * Exit: the space's count of user mappings has fallen to zero (after having
+ *   been above it), it is loaded on no vCPU, and every vCPU that may hold TLB
+ *   entries of it has flushed them since.
+ *
+ * A user mapping is a present leaf reached through entries that all have U/S
+ * set: architectural, no OS knowledge. The engine learns which frames are page
+ * tables by walking from each new root (reading guest memory through the
+ * VMM's callback) and then follows stores to those frames; each frame keeps
+ * one bit per entry (is it a counted user leaf) and a count of the user leaves
+ * below it, which propagates along the edge that first linked the frame.
+ *
+ * Sharing: a table linked from several places is walked once. If a newly
+ * seen root shares tables holding user mappings with exactly one other
+ * address space and owns none itself, it is another root of that space (KPTI
+ * gives every process a kernel and a user root whose user halves point at the
+ * same tables). A table linked from three or more places is common (the
+ * kernel half): its user leaves count for nobody. Recursive entries, level
+ * conflicts and addresses outside RAM are counted and ignored.
+ *
+ * TLB: each (space, vCPU) remembers up to AF_TAGS PCIDs it ran under and the
+ * vCPU's flush epochs when it stopped running; a later flush of all PCIDs or
+ * of that PCID clears the footprint.
+ */
+#include "engine_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PTE_P 0x1ull
+#define PTE_US 0x4ull
+#define PTE_PS 0x80ull
+#define ADDR64 0x000ffffffffff000ull
+#define ADDR32 0xfffff000ull
+#define CR3_NOFLUSH (1ull << 63)
+
+enum { E_NONE, E_LEAF, E_LINK };
+
+/* ---- small open-addressing hash (linear probing, backward-shift delete) */
+
+static uint64_t mix(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ull;
+	k ^= k >> 33;
+	return k;
+}
+
+static uint32_t h_get(const struct af_link *t, uint64_t mask, uint64_t key)
+{
+	for (uint64_t i = mix(key) & mask;; i = (i + 1) & mask) {
+		if (t[i].key == key)
+			return t[i].child;
+		if (t[i].key == 0)
+			return AF_NIL;
+	}
+}
+
+/* Inserts or replaces; -ENOSPC if the table is at its load limit. */
+static int h_put(struct af_link *t, uint64_t mask, uint64_t *n, uint64_t key,
+		 uint32_t child)
+{
+	uint64_t i = mix(key) & mask;
+
+	for (;; i = (i + 1) & mask) {
+		if (t[i].key == key) {
+			t[i].child = child;
+			return 0;
+		}
+		if (t[i].key == 0)
+			break;
+	}
+	if (*n + 1 > (mask + 1) / 2)
+		return -ENOSPC;
+	t[i].key = key;
+	t[i].child = child;
+	(*n)++;
+	return 0;
+}
+
+static uint32_t h_del(struct af_link *t, uint64_t mask, uint64_t *n,
+		      uint64_t key)
+{
+	uint64_t i = mix(key) & mask, j;
+	uint32_t child;
+
+	for (;; i = (i + 1) & mask) {
+		if (t[i].key == key)
+			break;
+		if (t[i].key == 0)
+			return AF_NIL;
+	}
+	child = t[i].child;
+	(*n)--;
+	/* shift later members of the cluster back over the hole */
+	for (j = (i + 1) & mask; t[j].key; j = (j + 1) & mask) {
+		uint64_t home = mix(t[j].key) & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			t[i] = t[j];
+			i = j;
+		}
+	}
+	t[i].key = 0;
+	return child;
+}
+
+static uint64_t link_key(uint32_t parent, unsigned idx)
+{
+	return (((uint64_t)parent << 11) | idx) + 1;
+}
+
+static uint64_t root_key(uint64_t addr, unsigned mode)
+{
+	return addr | mode; /* roots are 32-byte aligned, mode < 8 */
+}
+
+static uint64_t pow2_at_least(uint64_t n)
+{
+	uint64_t p = 1;
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* ---- geometry of tables ---- */
+
+static unsigned top_level(unsigned mode)
+{
+	static const unsigned top[] = { 0, 2, 3, 4, 5 };
+	return top[mode];
+}
+
+static unsigned entry_size(unsigned mode)
+{
+	return mode == AF_PAGING_32 ? 4 : 8;
+}
+
+static unsigned n_entries(const struct af_frame *f)
+{
+	if (f->flags & AF_FR_PAE_ROOT)
+		return 4;
+	return 4096 / entry_size(f->mode);
+}
+
+/* Classifies entry ent at level of a table read under mode. */
+static int classify(unsigned mode, unsigned level, unsigned pse, uint64_t ent,
+		    uint64_t *child)
+{
+	if (!(ent & PTE_P))
+		return E_NONE;
+	if (mode == AF_PAGING_PAE && level == 3) {
+		/* PAE PDPTEs carry no U/S: rights come from below */
+		*child = ent & ADDR64;
+		return E_LINK;
+	}
+	if (!(ent & PTE_US))
+		return E_NONE;
+	if (level == 1)
+		return E_LEAF;
+	if (ent & PTE_PS) {
+		if (mode != AF_PAGING_32) {
+			if (level == 2 || level == 3)
+				return E_LEAF; /* 2 MiB, 1 GiB */
+			return E_NONE; /* reserved at PML4/PML5: faults */
+		}
+		if (pse)
+			return E_LEAF; /* 4 MiB; without PSE, PS is ignored */
+	}
+	*child = ent & (mode == AF_PAGING_32 ? ADDR32 : ADDR64);
+	return E_LINK;
+}
+
+static uint64_t entry_at(const uint8_t *buf, unsigned mode, unsigned i)
+{
+	uint64_t v = 0;
+	memcpy(&v, buf + (size_t)i * entry_size(mode), entry_size(mode));
+	return v; /* little-endian host, as x86 */
+}
+
+static bool bit(const struct af_frame *f, unsigned i)
+{
+	return f->user[i >> 6] >> (i & 63) & 1;
+}
+
+static void set_bit(struct af_frame *f, unsigned i, bool on)
+{
+	if (on)
+		f->user[i >> 6] |= 1ull << (i & 63);
+	else
+		f->user[i >> 6] &= ~(1ull << (i & 63));
+}
+
+/* ---- frames ---- */
+
+static uint32_t frame_alloc(struct af_engine *e, uint64_t addr, unsigned level,
+			    unsigned mode, unsigned flags)
+{
+	uint32_t slot = e->free_frame;
+	struct af_frame *f;
+
+	if (slot == AF_NIL) {
+		e->cnt.table_full++;
+		return AF_NIL;
+	}
+	f = &e->frames[slot];
+	e->free_frame = f->parent;
+	memset(f, 0, sizeof(*f));
+	f->addr = addr;
+	f->parent = AF_NIL;
+	f->space = AF_NIL;
+	f->level = (uint8_t)level;
+	f->mode = (uint8_t)mode;
+	f->flags = (uint8_t)flags;
+	f->live = 1;
+	if (!(flags & AF_FR_PAE_ROOT))
+		__atomic_store_n(&e->frame_of[addr >> 12], slot + 1,
+				 __ATOMIC_RELAXED);
+	e->cnt.frames_tracked++;
+	return slot;
+}
+
+static uint32_t frame_at(const struct af_engine *e, uint64_t addr)
+{
+	uint64_t gfn = addr >> 12;
+	if (gfn >= e->phys_pages)
+		return AF_NIL;
+	return e->frame_of[gfn] - 1; /* 0 - 1 == AF_NIL */
+}
+
+/* The address space whose count a frame's leaves go to, or AF_NIL. */
+static uint32_t owner(const struct af_engine *e, uint32_t slot)
+{
+	for (int depth = 0; depth <= AF_MAX_LEVELS; depth++) {
+		const struct af_frame *f = &e->frames[slot];
+		if (f->flags & AF_FR_COMMON)
+			return AF_NIL;
+		if (f->parent == AF_NIL)
+			return (f->flags & AF_FR_ROOT) ? f->space : AF_NIL;
+		slot = f->parent;
+	}
+	return AF_NIL;
+}
+
+static void try_exit(struct af_engine *e, uint32_t s);
+static void check_pending(struct af_engine *e);
+
+/* Adds delta user mappings to space s. */
+static void space_add(struct af_engine *e, uint32_t s, int64_t delta)
+{
+	struct af_space *sp = &e->spaces[s];
+
+	if (delta < 0 && (uint64_t)-delta > sp->ucount) {
+		e->cnt.bad_entries++; /* cannot happen; never go negative */
+		delta = -(int64_t)sp->ucount;
+	}
+	sp->ucount += (uint64_t)delta;
+	if (sp->ucount > 0) {
+		sp->had_user = 1;
+		af_pending_del(e, s);
+	} else if (delta < 0) {
+		try_exit(e, s);
+	}
+}
+
+/* Adds delta to slot's subtree count and up the first-link chain. */
+static void propagate(struct af_engine *e, uint32_t slot, int64_t delta)
+{
+	for (int depth = 0; depth <= AF_MAX_LEVELS && slot != AF_NIL; depth++) {
+		struct af_frame *f = &e->frames[slot];
+		f->ucount = (uint32_t)((int64_t)f->ucount + delta);
+		if (f->flags & AF_FR_COMMON)
+			return;
+		if (f->parent == AF_NIL) {
+			if ((f->flags & AF_FR_ROOT) && f->space != AF_NIL)
+				space_add(e, f->space, delta);
+			return;
+		}
+		slot = f->parent;
+	}
+}
+
+static void make_common(struct af_engine *e, uint32_t c)
+{
+	struct af_frame *f = &e->frames[c];
+
+	if (f->flags & AF_FR_COMMON)
+		return;
+	if (f->parent != AF_NIL && f->ucount)
+		propagate(e, f->parent, -(int64_t)f->ucount);
+	f->flags |= AF_FR_COMMON;
+}
+
+static void frame_free(struct af_engine *e, uint32_t slot);
+
+/* Removes the link at (p, i). Returns the user leaves that stop counting
+ * for p's subtree. */
+static uint32_t unlink_entry(struct af_engine *e, uint32_t p, unsigned i)
+{
+	uint32_t c = h_del(e->links, e->link_mask, &e->n_links,
+			   link_key(p, i));
+	struct af_frame *f;
+	uint32_t removed = 0;
+
+	if (c == AF_NIL)
+		return 0;
+	f = &e->frames[c];
+	if (f->nlinks)
+		f->nlinks--;
+	if (f->parent == p && f->pidx == i) {
+		if (!(f->flags & AF_FR_COMMON))
+			removed = f->ucount;
+		f->parent = AF_NIL; /* orphan until someone links it again */
+	}
+	if (f->nlinks == 0 && !(f->flags & AF_FR_ROOT))
+		frame_free(e, c);
+	return removed;
+}
+
+/* Stops tracking a table and everything only it links. */
+static void frame_free(struct af_engine *e, uint32_t slot)
+{
+	struct af_frame *f = &e->frames[slot];
+	unsigned n = n_entries(f);
+
+	if (f->level > 1)
+		for (unsigned i = 0; i < n; i++)
+			unlink_entry(e, slot, i);
+	if (!(f->flags & AF_FR_PAE_ROOT))
+		__atomic_store_n(&e->frame_of[f->addr >> 12], 0,
+				 __ATOMIC_RELAXED);
+	f->live = 0;
+	f->parent = e->free_frame;
+	e->free_frame = slot;
+	e->cnt.frames_tracked--;
+}
+
+static uint32_t walk(struct af_engine *e, uint32_t slot, unsigned depth);
+
+/* Links table child_addr at entry i of table p (one level below p). Returns
+ * the user leaves this adds to p's subtree (not propagated above p). */
+static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
+			   uint64_t child_addr, unsigned depth)
+{
+	struct af_frame *pf = &e->frames[p];
+	unsigned level = pf->level - 1u, mode = pf->mode;
+	uint32_t c;
+	struct af_frame *f;
+
+	if (child_addr + 4096 > e->cfg.phys_bytes || level < 1) {
+		e->cnt.bad_entries++;
+		return 0;
+	}
+	c = frame_at(e, child_addr);
+	if (c == AF_NIL) {
+		c = frame_alloc(e, child_addr, level, mode, 0);
+		if (c == AF_NIL)
+			return 0;
+		if (h_put(e->links, e->link_mask, &e->n_links, link_key(p, i),
+			  c)) {
+			e->cnt.table_full++;
+			frame_free(e, c);
+			return 0;
+		}
+		f = &e->frames[c];
+		f->parent = p;
+		f->pidx = (uint16_t)i;
+		f->nlinks = 1;
+		return walk(e, c, depth + 1);
+	}
+	f = &e->frames[c];
+	if (f->level != level || f->mode != mode || (f->flags & AF_FR_ROOT)) {
+		e->cnt.bad_entries++; /* recursive entry, conflict, garbage */
+		return 0;
+	}
+	if (f->nlinks == UINT16_MAX ||
+	    h_put(e->links, e->link_mask, &e->n_links, link_key(p, i), c)) {
+		e->cnt.table_full++;
+		return 0;
+	}
+	f->nlinks++;
+	if (f->parent == AF_NIL) {
+		/* an orphan (its first linker let go): adopt it */
+		f->parent = p;
+		f->pidx = (uint16_t)i;
+		return (f->flags & AF_FR_COMMON) ? 0 : f->ucount;
+	}
+	if (f->flags & AF_FR_COMMON)
+		return 0;
+	if (f->nlinks >= 3) {
+		/* a third place links it: shared kernel tables */
+		make_common(e, c);
+		return 0;
+	}
+	if (e->in_root_walk) {
+		if (e->n_colinks < AF_MAX_COLINKS)
+			e->colinks[e->n_colinks++] = c;
+		return 0;
+	}
+	return 0; /* second link: counts go along the first */
+}
+
+/* Reads table slot and links/counts every entry. Returns its user leaves. */
+static uint32_t walk(struct af_engine *e, uint32_t slot, unsigned depth)
+{
+	struct af_frame *f = &e->frames[slot];
+	unsigned n = n_entries(f), mode = f->mode, level = f->level;
+	unsigned pse = !!(e->vcpu[e->now_vcpu].flags & AF_PAGING_F_PSE);
+	uint8_t *buf = e->buf + (size_t)depth * 4096;
+	uint32_t count = 0;
+
+	if (depth > AF_MAX_LEVELS)
+		return 0;
+	e->cnt.frames_walked++;
+	if (e->cfg.read_phys(e->cfg.read_ctx, f->addr, buf,
+			     (size_t)n * entry_size(mode))) {
+		e->cnt.bad_entries++;
+		return 0;
+	}
+	e->walking++;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t child = 0, ent = entry_at(buf, mode, i);
+		int k = classify(mode, level, pse, ent, &child);
+		if (k == E_LEAF) {
+			set_bit(f, i, true);
+			count++;
+		} else if (k == E_LINK) {
+			count += link_child(e, slot, i, child, depth);
+			f = &e->frames[slot];
+		}
+	}
+	f->ucount += count;
+	e->walking--;
+	return count;
+}
+
+/* Applies the new value of entry i of table slot. */
+static void update_entry(struct af_engine *e, uint32_t slot, unsigned i,
+			 uint64_t ent)
+{
+	struct af_frame *f = &e->frames[slot];
+	unsigned pse = !!(e->vcpu[e->now_vcpu].flags & AF_PAGING_F_PSE);
+	uint64_t child = 0;
+	int k = classify(f->mode, f->level, pse, ent, &child);
+	int64_t delta = 0;
+	uint32_t old_child = AF_NIL;
+
+	if (f->level > 1)
+		old_child = h_get(e->links, e->link_mask, link_key(slot, i));
+	if (bit(f, i) && k != E_LEAF) {
+		set_bit(f, i, false);
+		delta--;
+	}
+	if (old_child != AF_NIL &&
+	    (k != E_LINK || e->frames[old_child].addr != child)) {
+		delta -= unlink_entry(e, slot, i);
+		old_child = AF_NIL;
+	}
+	f = &e->frames[slot];
+	if (k == E_LEAF && !bit(f, i)) {
+		set_bit(f, i, true);
+		delta++;
+	}
+	if (k == E_LINK && old_child == AF_NIL)
+		delta += link_child(e, slot, i, child, 0);
+	if (delta)
+		propagate(e, slot, delta);
+}
+
+static void pt_store(struct af_engine *e, const struct af_obs *o)
+{
+	uint32_t slot = frame_at(e, o->addr);
+	struct af_frame *f;
+	unsigned es, first, last;
+	uint64_t off;
+
+	if (slot == AF_NIL) {
+		e->cnt.stray_stores++;
+		return;
+	}
+	e->cnt.pt_stores++;
+	f = &e->frames[slot];
+	es = entry_size(f->mode);
+	off = o->addr & 4095;
+	first = (unsigned)(off / es);
+	last = (unsigned)((off + o->width - 1) / es);
+	if (last >= 4096 / es)
+		last = 4096 / es - 1;
+	if (first == last && o->width == es && !(off % es)) {
+		update_entry(e, slot, first, o->value);
+		goto out;
+	}
+	/* partial or spanning store: the entries are whatever memory now says */
+	for (unsigned i = first; i <= last; i++) {
+		uint64_t ent = 0;
+		if (e->cfg.read_phys(e->cfg.read_ctx, f->addr + (uint64_t)i * es,
+				     &ent, es)) {
+			e->cnt.bad_entries++;
+			continue;
+		}
+		update_entry(e, slot, i, ent);
+		if (!e->frames[slot].live)
+			break;
+	}
+out:
+	if (e->deferred) {
+		e->deferred = false;
+		check_pending(e);
+	}
+}
+
+/* ---- TLB footprints and exits ---- */
+
+static bool tag_clean(const struct af_engine *e, unsigned v,
+		      const struct af_tag *t)
+{
+	if (!t->valid)
+		return true;
+	if (t->active)
+		return false;
+	return e->vcpu[v].epoch_all != t->stamp_all ||
+	       e->vcpu[v].epoch_pcid[t->pcid] != t->stamp_pcid;
+}
+
+/* The space current on v stops accumulating TLB entries under its PCID. */
+static void tag_stop(struct af_engine *e, unsigned v)
+{
+	struct af_vcpu *vc = &e->vcpu[v];
+	struct af_tag *t;
+
+	if (vc->cur == AF_NIL)
+		return;
+	t = af_space_tags(e, vc->cur, v);
+	for (int k = 0; k < AF_TAGS; k++) {
+		if (t[k].valid && t[k].active && t[k].pcid == vc->cur_pcid) {
+			t[k].active = 0;
+			t[k].stamp_all = vc->epoch_all;
+			t[k].stamp_pcid = vc->epoch_pcid[t[k].pcid];
+		}
+	}
+}
+
+static void tag_start(struct af_engine *e, uint32_t s, unsigned v,
+		      uint16_t pcid)
+{
+	struct af_tag *t = af_space_tags(e, s, v);
+	int use = -1;
+
+	for (int k = 0; k < AF_TAGS; k++) {
+		if (t[k].valid && t[k].pcid == pcid) {
+			use = k;
+			break;
+		}
+		if (use < 0 && tag_clean(e, v, &t[k]))
+			use = k;
+	}
+	if (use < 0)
+		use = 0; /* more PCIDs than remembered: forget the oldest */
+	t[use] = (struct af_tag){ .pcid = pcid, .valid = 1, .active = 1 };
+	e->vcpu[v].cur_pcid = pcid;
+}
+
+static bool space_tlb_clean(const struct af_engine *e, uint32_t s)
+{
+	for (unsigned v = 0; v < e->cfg.n_vcpus; v++) {
+		const struct af_tag *t =
+			&e->tags[((size_t)s * e->cfg.n_vcpus + v) * AF_TAGS];
+		for (int k = 0; k < AF_TAGS; k++)
+			if (!tag_clean(e, v, &t[k]))
+				return false;
+	}
+	return true;
+}
+
+static void exit_space(struct af_engine *e, uint32_t s)
+{
+	af_x86_drop_space(e, s);
+	af_space_release(e, s);
+}
+
+/* Exits s if the rule holds now; else keeps it pending while drained. */
+static void try_exit(struct af_engine *e, uint32_t s)
+{
+	struct af_space *sp = &e->spaces[s];
+
+	if (sp->ucount || !sp->had_user) {
+		af_pending_del(e, s);
+		return;
+	}
+	if (e->walking) {
+		/* never free tables in the middle of a walk */
+		af_pending_add(e, s);
+		e->deferred = true;
+		return;
+	}
+	if (!sp->loaded && space_tlb_clean(e, s))
+		exit_space(e, s);
+	else
+		af_pending_add(e, s);
+}
+
+static void check_pending(struct af_engine *e)
+{
+	uint32_t s = e->pend_head, next;
+
+	for (; s != AF_NIL; s = next) {
+		next = e->spaces[s].pnext;
+		try_exit(e, s);
+	}
+}
+
+/* Lets go of the space's roots and every table only they link. */
+void af_x86_drop_space(struct af_engine *e, uint32_t s)
+{
+	struct af_space *sp = &e->spaces[s];
+
+	if (!e->frames)
+		return;
+	for (int k = 0; k < sp->n_roots; k++) {
+		uint32_t r = sp->roots[k];
+		struct af_frame *f = &e->frames[r];
+		h_del(e->roots, e->root_mask, &e->n_rootkeys,
+		      root_key(f->addr, f->mode));
+		for (unsigned v = 0; v < e->cfg.n_vcpus; v++)
+			if (e->vcpu[v].cur_root == r)
+				e->vcpu[v].cur_root = AF_NIL;
+		f->flags &= (uint8_t)~AF_FR_ROOT;
+		f->space = AF_NIL;
+		frame_free(e, r);
+		sp->roots[k] = AF_NIL;
+	}
+	sp->n_roots = 0;
+}
+
+/* Moves every root of space b into space a and drops b (an exit event). */
+static void merge_into(struct af_engine *e, uint32_t a, uint32_t b)
+{
+	struct af_space *sa = &e->spaces[a], *sb = &e->spaces[b];
+
+	for (int k = 0; k < sb->n_roots; k++) {
+		uint32_t r = sb->roots[k];
+		sa->roots[sa->n_roots++] = r;
+		e->frames[r].space = a;
+	}
+	sb->n_roots = 0;
+	sa->loaded |= sb->loaded;
+	for (unsigned v = 0; v < e->cfg.n_vcpus; v++) {
+		if (e->vcpu[v].cur == b) {
+			e->vcpu[v].cur = a;
+			tag_start(e, a, v, e->vcpu[v].cur_pcid);
+		}
+	}
+	sb->loaded = 0;
+	e->cnt.joins++;
+	space_add(e, a, (int64_t)sb->ucount);
+	sb->ucount = 0;
+	af_space_release(e, b);
+}
+
+/* A space whose roots own no user mappings yet may be the second root of
+ * another space whose tables filled in after we first saw it: look. */
+static void late_join(struct af_engine *e, uint32_t r)
+{
+	struct af_frame *rf = &e->frames[r];
+	uint32_t s = rf->space;
+	unsigned n = n_entries(rf);
+
+	if (s == AF_NIL || e->spaces[s].had_user || e->spaces[s].n_roots != 1)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t c = h_get(e->links, e->link_mask, link_key(r, i));
+		uint32_t t;
+		if (c == AF_NIL || e->frames[c].parent == r ||
+		    (e->frames[c].flags & AF_FR_COMMON) ||
+		    e->frames[c].nlinks != 2 || !e->frames[c].ucount)
+			continue;
+		t = owner(e, c);
+		if (t != AF_NIL && t != s &&
+		    e->spaces[t].n_roots < AF_MAX_ROOTS) {
+			merge_into(e, t, s);
+			return;
+		}
+	}
+}
+
+/* A root seen for the first time: walk it and decide whose it is. */
+static uint32_t root_new(struct af_engine *e, uint64_t addr, unsigned mode)
+{
+	unsigned level = top_level(mode);
+	uint32_t r, s = AF_NIL, own;
+	unsigned flags = AF_FR_ROOT;
+
+	if (mode == AF_PAGING_PAE) {
+		if (addr + 32 > e->cfg.phys_bytes) {
+			e->cnt.bad_roots++;
+			return AF_NIL;
+		}
+		flags |= AF_FR_PAE_ROOT;
+	} else {
+		uint32_t old;
+		if (addr + 4096 > e->cfg.phys_bytes) {
+			e->cnt.bad_roots++;
+			return AF_NIL;
+		}
+		old = frame_at(e, addr);
+		if (old != AF_NIL) {
+			/* still a table of another space (or of another paging
+			 * mode), or garbage: not something we can follow */
+			e->cnt.bad_roots++;
+			return AF_NIL;
+		}
+	}
+	r = frame_alloc(e, addr, level, mode, flags);
+	if (r == AF_NIL)
+		return AF_NIL;
+	e->in_root_walk = true;
+	e->n_colinks = 0;
+	own = walk(e, r, 0);
+	e->in_root_walk = false;
+
+	/* another root of an existing space (KPTI)? */
+	if (own == 0) {
+		for (uint32_t k = 0; k < e->n_colinks; k++) {
+			uint32_t c = e->colinks[k], t;
+			if (!e->frames[c].ucount ||
+			    (e->frames[c].flags & AF_FR_COMMON))
+				continue;
+			t = owner(e, c);
+			if (t != AF_NIL && e->spaces[t].n_roots < AF_MAX_ROOTS) {
+				s = t;
+				e->cnt.joins++;
+				break;
+			}
+		}
+	}
+	if (s == AF_NIL) {
+		s = af_space_new(e, addr);
+		if (s == AF_NIL) {
+			e->frames[r].flags &= (uint8_t)~AF_FR_ROOT;
+			frame_free(e, r);
+			return AF_NIL;
+		}
+	}
+	if (h_put(e->roots, e->root_mask, &e->n_rootkeys, root_key(addr, mode),
+		  r)) {
+		/* cannot happen: the root table is sized for every space */
+		e->cnt.table_full++;
+	}
+	e->frames[r].space = s;
+	e->spaces[s].roots[e->spaces[s].n_roots++] = r;
+	if (own)
+		space_add(e, s, own);
+	return r;
+}
+
+/* PAE: the four PDPTEs are loaded into the CPU at each CR3 load; re-read. */
+static void pae_refresh(struct af_engine *e, uint32_t r)
+{
+	struct af_frame *f = &e->frames[r];
+	uint64_t pdpte[4];
+	int64_t delta = 0;
+
+	if (e->cfg.read_phys(e->cfg.read_ctx, f->addr, pdpte, sizeof(pdpte))) {
+		e->cnt.bad_entries++;
+		return;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		uint32_t c = h_get(e->links, e->link_mask, link_key(r, i));
+		uint64_t want = (pdpte[i] & PTE_P) ? pdpte[i] & ADDR64 : 1;
+		if (c != AF_NIL && e->frames[c].addr == want)
+			continue;
+		if (c != AF_NIL)
+			delta -= unlink_entry(e, r, i);
+		if (want != 1)
+			delta += link_child(e, r, i, want, 0);
+	}
+	if (delta)
+		propagate(e, r, delta);
+}
+
+static void root_load(struct af_engine *e, const struct af_obs *o)
+{
+	unsigned v = o->vcpu;
+	struct af_vcpu *vc = &e->vcpu[v];
+	unsigned mode = vc->mode;
+	bool pcide = vc->flags & AF_PAGING_F_PCIDE;
+	uint64_t addr, cr3 = o->value;
+	uint16_t pcid = 0;
+	uint32_t r, s;
+
+	e->cnt.root_loads++;
+	if (mode == AF_PAGING_OFF)
+		return;
+	if (mode == AF_PAGING_32)
+		addr = cr3 & ADDR32;
+	else if (mode == AF_PAGING_PAE)
+		addr = cr3 & 0xffffffe0ull;
+	else
+		addr = cr3 & ADDR64;
+	if (pcide)
+		pcid = (uint16_t)(cr3 & 0xfff);
+
+	/* the old address space stops; the write flushes what it flushes */
+	tag_stop(e, v);
+	if (!pcide)
+		vc->epoch_all++;
+	else if (!(cr3 & CR3_NOFLUSH))
+		vc->epoch_pcid[pcid]++;
+	e->cnt.flushes++;
+
+	r = h_get(e->roots, e->root_mask, root_key(addr, mode));
+	if (r != AF_NIL) {
+		struct af_space *sp = &e->spaces[e->frames[r].space];
+		if (!sp->ucount && sp->had_user && !sp->loaded) {
+			/* a drained root, loaded nowhere, loaded again: the
+			 * old space is gone and this is a new one (ASID reuse
+			 * before every stale PCID was flushed). Reloading the
+			 * root that is current (a flush) is the same space. */
+			exit_space(e, e->frames[r].space);
+			r = AF_NIL;
+		} else if (mode == AF_PAGING_PAE) {
+			pae_refresh(e, r);
+		}
+	}
+	if (r == AF_NIL)
+		r = root_new(e, addr, mode);
+	if (r == AF_NIL) {
+		/* untracked: the vCPU runs something we cannot follow */
+		if (vc->cur != AF_NIL)
+			e->spaces[vc->cur].loaded &= ~(1ull << v);
+		vc->cur = AF_NIL;
+		vc->cur_root = AF_NIL;
+		check_pending(e);
+		return;
+	}
+	e->deferred = false;
+	late_join(e, r);
+	s = e->frames[r].space;
+	af_space_switch_to(e, v, s);
+	vc->cur_root = r;
+	tag_start(e, s, v, pcid);
+	check_pending(e);
+}
+
+static void tlb_flush(struct af_engine *e, const struct af_obs *o)
+{
+	struct af_vcpu *vc = &e->vcpu[o->vcpu];
+
+	e->cnt.flushes++;
+	switch (o->width) {
+	case AF_FLUSH_ALL:
+	case AF_FLUSH_NONGLOBAL:
+		vc->epoch_all++;
+		break;
+	case AF_FLUSH_ASID:
+		vc->epoch_pcid[o->value & 0xfff]++;
+		break;
+	default:
+		return; /* one page: no address space is gone */
+	}
+	check_pending(e);
+}
+
+static void paging(struct af_engine *e, const struct af_obs *o)
+{
+	struct af_vcpu *vc = &e->vcpu[o->vcpu];
+	uint8_t mode = o->value <= AF_PAGING_5LEVEL ? (uint8_t)o->value : 0;
+	uint8_t flags = (uint8_t)(o->aux & (AF_PAGING_F_PSE | AF_PAGING_F_PCIDE));
+
+	if (mode == vc->mode && flags == vc->flags)
+		return;
+	/* changing paging mode or PCIDE flushes the TLB */
+	if (mode != vc->mode ||
+	    ((flags ^ vc->flags) & AF_PAGING_F_PCIDE)) {
+		tag_stop(e, o->vcpu);
+		vc->epoch_all++;
+		if (vc->cur != AF_NIL)
+			tag_start(e, vc->cur, o->vcpu, 0);
+	}
+	vc->mode = mode;
+	vc->flags = flags;
+	check_pending(e);
+}
+
+int af_x86_observe(struct af_engine *e, const struct af_obs *o)
+{
+	switch (o->kind) {
+	case AF_OBS_ROOT_LOAD:
+		root_load(e, o);
+		return 0;
+	case AF_OBS_PT_STORE:
+		if (o->width != 1 && o->width != 2 && o->width != 4 &&
+		    o->width != 8)
+			return -EINVAL;
+		pt_store(e, o);
+		return 0;
+	case AF_OBS_TLB_FLUSH:
+		if (o->width < AF_FLUSH_ALL || o->width > AF_FLUSH_ASID_PAGE)
+			return -EINVAL;
+		tlb_flush(e, o);
+		return 0;
+	case AF_OBS_PAGING:
+		paging(e, o);
+		return 0;
+	case AF_OBS_CTX_LOAD:
+	case AF_OBS_CTX_DEMAP:
+		return 0; /* not this MMU's */
+	default:
+		return -EINVAL;
+	}
+}
+
+int af_x86_init(struct af_engine *e)
+{
+	uint64_t pages = e->cfg.phys_bytes >> 12;
+	uint64_t frames = pages / 4;
+
+	if (frames < 4096)
+		frames = 4096;
+	if (frames > (1u << 24))
+		frames = 1u << 24;
+	e->phys_pages = pages;
+	e->max_frames = (uint32_t)frames;
+	e->frame_of = calloc(pages, sizeof(*e->frame_of));
+	e->frames = calloc(frames, sizeof(*e->frames));
+	e->link_mask = pow2_at_least(2 * (frames * 2 + (uint64_t)e->max_spaces * 64)) - 1;
+	e->links = calloc(e->link_mask + 1, sizeof(*e->links));
+	e->root_mask = pow2_at_least(4 * (uint64_t)e->max_spaces * AF_MAX_ROOTS) - 1;
+	e->roots = calloc(e->root_mask + 1, sizeof(*e->roots));
+	e->buf = malloc((AF_MAX_LEVELS + 1) * 4096);
+	if (!e->frame_of || !e->frames || !e->links || !e->roots || !e->buf)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < e->max_frames; i++)
+		e->frames[i].parent = i + 1 < e->max_frames ? i + 1 : AF_NIL;
+	e->free_frame = 0;
+	return 0;
+}
+
+void af_x86_free(struct af_engine *e)
+{
+	free(e->frame_of);
+	free(e->frames);
+	free(e->links);
+	free(e->roots);
+	free(e->buf);
+	e->frame_of = NULL;
+	e->frames = NULL;
+}
