@@ -87,7 +87,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(BUILD)/libantfar
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BUILD)/libantfarm.a $(LDLIBS)
 
-check: all
+# deps first, then a fresh make (so that glib, if just installed, is seen)
+check: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # libFuzzer harnesses need clang; each links the library sources directly.
@@ -98,8 +100,17 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
 
 fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-bench: all
+$(BUILD)/bench/replay_bench: bench/replay_bench.c $(BUILD)/libantfarm.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libantfarm.a $(LDLIBS)
+
+bench: all $(BUILD)/bench/replay_bench
 	@BUILD=$(BUILD) sh bench/replay
 
 clean:
 	rm -rf build build-san
+
+# Installs missing Debian packages (quietly; nothing when all are present).
+.PHONY: deps
+deps:
+	@sh scripts/deps.sh test
