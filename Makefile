@@ -29,6 +29,8 @@ LDLIBS = -lm
 
 LIB_SRCS := $(sort $(wildcard lib/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+IOSCHED_SRCS := $(sort $(wildcard iosched/*.c))
+IOSCHED_OBJS := $(IOSCHED_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -37,7 +39,7 @@ TEST_HARNESS := $(BUILD)/obj/tests/unit/harness.o
 PLUGIN_SRCS := $(sort $(wildcard plugin/*.c))
 PLUGIN_OBJS := $(PLUGIN_SRCS:%.c=$(BUILD)/obj/%.o)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-HDRS := $(wildcard include/antfarm/*.h lib/*/*.h plugin/*.h cli/*.h tests/unit/*.h)
+HDRS := $(wildcard include/antfarm/*.h lib/*/*.h plugin/*.h cli/*.h tests/unit/*.h iosched/*.h)
 
 GLIB_CFLAGS := $(shell pkg-config --cflags glib-2.0 2>/dev/null)
 HAVE_GLIB := $(if $(GLIB_CFLAGS),1,)
@@ -60,11 +62,17 @@ $(BUILD)/obj/lib/%.o: lib/%.c $(HDRS)
 
 $(BUILD)/obj/cli/%.o: cli/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -I. $(ALL_CFLAGS) -c $< -o $@
+
+# The disk model and schedulers of the block server (also used by the CLI's
+# simulation mode): position-independent, for the nbdkit plugin.
+$(BUILD)/obj/iosched/%.o: iosched/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -I. $(ALL_CFLAGS) -fPIC -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Ilib $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -Ilib -I. $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/plugin/%.o: plugin/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -77,15 +85,15 @@ $(BUILD)/libantfarm.a: $(LIB_OBJS)
 $(BUILD)/libantfarm.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libantfarm.so.0 -o $@ $^ $(LDLIBS)
 
-$(BUILD)/antfarm: $(CLI_OBJS) $(BUILD)/libantfarm.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
+$(BUILD)/antfarm: $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
 
 $(BUILD)/antfarm-qemu.so: $(PLUGIN_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $^ $(LDLIBS) -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(BUILD)/libantfarm.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BUILD)/libantfarm.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
 
 # deps first, then a fresh make (so that glib, if just installed, is seen)
 check: deps
