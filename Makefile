@@ -88,8 +88,9 @@ $(BUILD)/libantfarm.so: $(LIB_OBJS)
 $(BUILD)/antfarm: $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
 
-$(BUILD)/antfarm-qemu.so: $(PLUGIN_OBJS) $(LIB_OBJS)
-	$(CC) $(ALL_CFLAGS) -shared -o $@ $^ $(LDLIBS) -lpthread
+# The plugin takes only what it uses from the library archive.
+$(BUILD)/antfarm-qemu.so: $(PLUGIN_OBJS) $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(PLUGIN_OBJS) $(BUILD)/libantfarm.a $(LDLIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
 	@mkdir -p $(dir $@)
