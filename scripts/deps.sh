@@ -13,7 +13,7 @@ set -eu
 group=${1:-test}
 
 build_pkgs="pkg-config libglib2.0-dev"
-test_pkgs="$build_pkgs libclang-rt-14-dev cpio gcc-multilib"
+test_pkgs="$build_pkgs libclang-rt-14-dev cpio gcc-multilib jq"
 all_pkgs="$test_pkgs gnuplot-nox nbdkit nbdkit-plugin-dev libnbd-dev"
 bpo_pkgs="qemu-system-x86"   # QEMU 10 comes from bookworm-backports
 

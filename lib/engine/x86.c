@@ -8,7 +8,10 @@
  * Switch: a root load that changes the vCPU's address space.
  * Exit: the space's count of user mappings has fallen to zero (after having
  *   been above it), it is loaded on no vCPU, and every vCPU that may hold TLB
- *   entries of it has flushed them since.
+ *   entries of it has flushed them since. With PCIDs the OS may reuse a
+ *   drained root before flushing the old PCID; a drained space that runs
+ *   nowhere and gains mappings or is loaded again is then taken as gone (its
+ *   ASID is being reused, the paper's own signal of deallocation).
  *
  * A user mapping is a present leaf reached through entries that all have U/S
  * set: architectural, no OS knowledge. The engine learns which frames are page
@@ -253,6 +256,7 @@ static uint32_t owner(const struct af_engine *e, uint32_t slot)
 
 static void try_exit(struct af_engine *e, uint32_t s);
 static void check_pending(struct af_engine *e);
+static void exit_space(struct af_engine *e, uint32_t s);
 
 /* Adds delta user mappings to space s. */
 static void space_add(struct af_engine *e, uint32_t s, int64_t delta)
@@ -262,6 +266,15 @@ static void space_add(struct af_engine *e, uint32_t s, int64_t delta)
 	if (delta < 0 && (uint64_t)-delta > sp->ucount) {
 		e->cnt.bad_entries++; /* cannot happen; never go negative */
 		delta = -(int64_t)sp->ucount;
+	}
+	if (delta > 0 && !sp->ucount && sp->had_user && !sp->loaded &&
+	    !e->walking) {
+		/* A drained address space that runs nowhere gains mappings:
+		 * the OS is building a new one in its root (with PCID the old
+		 * one may still wait for a flush of its PCID). The old one is
+		 * gone; the new one is created when its root is loaded. */
+		exit_space(e, s);
+		return;
 	}
 	sp->ucount += (uint64_t)delta;
 	if (sp->ucount > 0) {

@@ -405,6 +405,30 @@ TEST(pcid_reused_root_is_new_process)
 	guest_free(g);
 }
 
+TEST(pcid_root_rebuilt_before_load)
+{
+	/* the OS builds a new process in a drained root (fork copying into
+	 * it) before the old PCID was flushed: exit at the first new mapping,
+	 * create at the load */
+	struct guest *g = guest_new(1);
+	struct khalf k = kernel_half(g);
+	uint64_t pta, ptb;
+	uint64_t a = root4(g, &k, 2, &pta), b = root4(g, &k, 2, &ptb);
+
+	mode(g, 0, AF_PAGING_4LEVEL, AF_PAGING_F_PCIDE);
+	load(g, 0, a | 1);
+	load(g, 0, b | 2 | (1ull << 63));
+	zap(g, pta, 2);
+	CHECK_EQ(g->n_exit, 0);
+	store8(g, pta + 8 * 7, 0x500000 | P | US);
+	CHECK_EQ(g->n_exit, 1);
+	CHECK(!af_engine_is_page_table(g->e, pta));
+	load(g, 0, a | 3);
+	CHECK_EQ(g->n_create, 3);
+	CHECK_EQ(proc_of(g, a).user_pages, 1);
+	guest_free(g);
+}
+
 TEST(paging_32bit_with_4m_pages)
 {
 	struct guest *g = guest_new(1);
