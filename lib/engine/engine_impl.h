@@ -65,7 +65,8 @@ struct af_frame {
 	uint8_t mode;         /* enum af_paging it was read under */
 	uint8_t flags;        /* AF_FR_* */
 	uint8_t live;         /* in use */
-	uint64_t user[16];    /* bit i: entry i is a counted user leaf */
+	uint64_t user[16];    /* bit i: entry i is a counted user leaf, or
+	                         (above level 1) a link to a tracked table */
 };
 
 /* A link: entry idx of table parent points at table child. */

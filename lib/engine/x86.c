@@ -326,6 +326,7 @@ static uint32_t unlink_entry(struct af_engine *e, uint32_t p, unsigned i)
 
 	if (c == AF_NIL)
 		return 0;
+	set_bit(&e->frames[p], i, false);
 	f = &e->frames[c];
 	if (f->nlinks)
 		f->nlinks--;
@@ -343,11 +344,20 @@ static uint32_t unlink_entry(struct af_engine *e, uint32_t p, unsigned i)
 static void frame_free(struct af_engine *e, uint32_t slot)
 {
 	struct af_frame *f = &e->frames[slot];
-	unsigned n = n_entries(f);
+	unsigned words = (n_entries(f) + 63) / 64;
 
-	if (f->level > 1)
-		for (unsigned i = 0; i < n; i++)
-			unlink_entry(e, slot, i);
+	/* only entries whose bit is set can be links */
+	if (f->level > 1) {
+		for (unsigned w = 0; w < words; w++) {
+			while (e->frames[slot].user[w]) {
+				unsigned b = (unsigned)__builtin_ctzll(
+					e->frames[slot].user[w]);
+				e->frames[slot].user[w] &= ~(1ull << b);
+				unlink_entry(e, slot, w * 64 + b);
+			}
+		}
+	}
+	f = &e->frames[slot];
 	if (!(f->flags & AF_FR_PAE_ROOT))
 		__atomic_store_n(&e->frame_of[f->addr >> 12], 0,
 				 __ATOMIC_RELAXED);
@@ -384,6 +394,7 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 			frame_free(e, c);
 			return 0;
 		}
+		set_bit(&e->frames[p], i, true);
 		f = &e->frames[c];
 		f->parent = p;
 		f->pidx = (uint16_t)i;
@@ -400,6 +411,7 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 		e->cnt.table_full++;
 		return 0;
 	}
+	set_bit(&e->frames[p], i, true);
 	f->nlinks++;
 	if (f->parent == AF_NIL) {
 		/* an orphan (its first linker let go): adopt it */
@@ -466,10 +478,13 @@ static void update_entry(struct af_engine *e, uint32_t slot, unsigned i,
 	int k = classify(f->mode, f->level, pse, ent, &child);
 	int64_t delta = 0;
 	uint32_t old_child = AF_NIL;
+	bool was = bit(f, i), old_leaf;
 
-	if (f->level > 1)
+	/* a set bit is a counted leaf or, above level 1, maybe a link */
+	if (was && f->level > 1)
 		old_child = h_get(e->links, e->link_mask, link_key(slot, i));
-	if (bit(f, i) && k != E_LEAF) {
+	old_leaf = was && old_child == AF_NIL;
+	if (old_leaf && k != E_LEAF) {
 		set_bit(f, i, false);
 		delta--;
 	}
@@ -479,7 +494,7 @@ static void update_entry(struct af_engine *e, uint32_t slot, unsigned i,
 		old_child = AF_NIL;
 	}
 	f = &e->frames[slot];
-	if (k == E_LEAF && !bit(f, i)) {
+	if (k == E_LEAF && !old_leaf) {
 		set_bit(f, i, true);
 		delta++;
 	}
@@ -690,7 +705,9 @@ static void late_join(struct af_engine *e, uint32_t r)
 	if (s == AF_NIL || e->spaces[s].had_user || e->spaces[s].n_roots != 1)
 		return;
 	for (unsigned i = 0; i < n; i++) {
-		uint32_t c = h_get(e->links, e->link_mask, link_key(r, i));
+		uint32_t c = bit(rf, i) ? h_get(e->links, e->link_mask,
+						 link_key(r, i))
+					: AF_NIL;
 		uint32_t t;
 		if (c == AF_NIL || e->frames[c].parent == r ||
 		    (e->frames[c].flags & AF_FR_COMMON) ||
