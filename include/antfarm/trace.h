@@ -141,8 +141,10 @@ struct af_recorder;
 
 /* Creates an engine from cfg (cfg->read_phys reads the real guest) that also
  * writes every observation, and every memory read the engine makes, to w.
- * Memory records precede the observation that caused them. w stays the
- * caller's. */
+ * Memory records precede the observation that caused them; a failed read
+ * becomes an AF_REC_MEM_FAIL record. w stays the caller's. -EINVAL if cfg's
+ * mmu, n_vcpus, phys_bytes (x86) or ctx_bits (context ids) differ from w's
+ * trace info, since replay configures its engine from that info. */
 AF_API int af_recorder_new(const struct af_engine_config *cfg,
 			   struct af_trace_writer *w, struct af_recorder **out);
 /* Feeds o to the engine, then records it (so the memory records of the reads

@@ -193,8 +193,8 @@ int af_engine_new(const struct af_engine_config *cfg, struct af_engine **out)
 		uint64_t dflt = pages / 8;
 		if (dflt < 1024)
 			dflt = 1024;
-		if (dflt > 262144)
-			dflt = 262144;
+		if (dflt > 65536)
+			dflt = 65536;
 		e->max_spaces = cfg->max_spaces ? cfg->max_spaces : (uint32_t)dflt;
 	} else {
 		e->max_spaces = cfg->max_spaces ? cfg->max_spaces

@@ -335,7 +335,7 @@ static uint32_t unlink_entry(struct af_engine *e, uint32_t p, unsigned i)
 			removed = f->ucount;
 		f->parent = AF_NIL; /* orphan until someone links it again */
 	}
-	if (f->nlinks == 0 && !(f->flags & AF_FR_ROOT))
+	if (f->nlinks == 0 && !(f->flags & (AF_FR_ROOT | AF_FR_COMMON)))
 		frame_free(e, c);
 	return removed;
 }
@@ -406,8 +406,17 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 		e->cnt.bad_entries++; /* recursive entry, conflict, garbage */
 		return 0;
 	}
-	if (f->nlinks == UINT16_MAX ||
-	    h_put(e->links, e->link_mask, &e->n_links, link_key(p, i), c)) {
+	/* Common tables (the kernel half, linked from every root) count
+	 * for nobody and live as long as the engine: links to them are not
+	 * recorded, so every new root costs nothing for them. */
+	if (f->flags & AF_FR_COMMON)
+		return 0;
+	if (f->nlinks >= 2 && f->parent != AF_NIL) {
+		/* a third place links it: shared kernel tables */
+		make_common(e, c);
+		return 0;
+	}
+	if (h_put(e->links, e->link_mask, &e->n_links, link_key(p, i), c)) {
 		e->cnt.table_full++;
 		return 0;
 	}
@@ -417,14 +426,7 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 		/* an orphan (its first linker let go): adopt it */
 		f->parent = p;
 		f->pidx = (uint16_t)i;
-		return (f->flags & AF_FR_COMMON) ? 0 : f->ucount;
-	}
-	if (f->flags & AF_FR_COMMON)
-		return 0;
-	if (f->nlinks >= 3) {
-		/* a third place links it: shared kernel tables */
-		make_common(e, c);
-		return 0;
+		return f->ucount;
 	}
 	if (e->in_root_walk) {
 		if (e->n_colinks < AF_MAX_COLINKS)
@@ -952,17 +954,18 @@ int af_x86_observe(struct af_engine *e, const struct af_obs *o)
 int af_x86_init(struct af_engine *e)
 {
 	uint64_t pages = e->cfg.phys_bytes >> 12;
-	uint64_t frames = pages / 4;
+	uint64_t frames = pages / 8; /* page tables in 1/8 of RAM: plenty */
 
 	if (frames < 4096)
 		frames = 4096;
-	if (frames > (1u << 24))
-		frames = 1u << 24;
+	if (frames > (1u << 21))
+		frames = 1u << 21;
 	e->phys_pages = pages;
 	e->max_frames = (uint32_t)frames;
 	e->frame_of = calloc(pages, sizeof(*e->frame_of));
 	e->frames = calloc(frames, sizeof(*e->frames));
-	e->link_mask = pow2_at_least(2 * (frames * 2 + (uint64_t)e->max_spaces * 64)) - 1;
+	/* first links, plus a few second links per space (KPTI pairs) */
+	e->link_mask = pow2_at_least(2 * (frames + (uint64_t)e->max_spaces * 8)) - 1;
 	e->links = calloc(e->link_mask + 1, sizeof(*e->links));
 	e->root_mask = pow2_at_least(4 * (uint64_t)e->max_spaces * AF_MAX_ROOTS) - 1;
 	e->roots = calloc(e->root_mask + 1, sizeof(*e->roots));
