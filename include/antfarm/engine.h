@@ -143,11 +143,22 @@ struct af_engine_config {
 	unsigned ctx_bits;         /* context-id width, 1..16. Context-id only. */
 	unsigned max_spaces;       /* most live address spaces tracked; 0 picks
 	                              a default from phys_bytes / ctx_bits */
+	unsigned flags;            /* AF_ENGINE_* */
 	af_read_phys_fn read_phys; /* guest-physical reader; x86 only */
 	void *read_ctx;            /* passed to read_phys */
 	af_event_fn on_event;      /* may be NULL */
 	void *event_ctx;           /* passed to on_event */
 };
+
+/* af_engine_config.flags */
+/* With PCIDs, wait for a flush of the dead space's PCID on every vCPU that
+ * ran it before inferring its exit. Off (the default), a drained space that
+ * is loaded nowhere has exited, as without PCIDs, where every root load
+ * flushes. Linux retags a dead process's PCID slot only when it needs the
+ * slot again, often after it has reused the root for a new process, so the
+ * strict rule gives late exits that the paper's matching counts as missed;
+ * see docs/engine.md. */
+#define AF_ENGINE_STRICT_PCID 0x1u
 
 /* Counters, for diagnostics and the CLI's summaries. */
 struct af_counters {

@@ -20,6 +20,28 @@
  * loaded, KPTI root pairs, and PCID switches without flushes.
  *
  * The same options and seed always give the same trace, byte for byte.
+ *
+ * What a trace holds: boot (the kernel's own tables loaded on every vCPU,
+ * init, two daemons that wake now and then throughout, the workload's
+ * driver shell), then a BEGIN truth, the workload, and an END truth once
+ * the last workload process has exited and its vCPU has switched again.
+ * Ground truth: FORK (VFORK for vfork, with the parent's asid), EXEC, EXIT,
+ * AS_CREATE, AS_DESTROY, and a SWITCH for every change of loaded address
+ * space on a vCPU (to the kernel's tables too), each stamped when the OS
+ * acts, before the MMU shows it. With PCID, dead address spaces leave stale
+ * TLB slots that only slot reuse flushes (Linux tags slots by mm, not by
+ * root), so after END the driver runs seven short commands per vCPU; what
+ * they cause is outside the window.
+ *
+ * Model details worth knowing:
+ *   - idle vCPUs load the kernel's tables, or with lazy_tlb keep the last
+ *     address space; an exiting process's vCPU then keeps it until another
+ *     process runs (the paper's exit lag), other vCPUs holding it lazily
+ *     leave it for the kernel's tables at the exit's TLB flush (SMP);
+ *   - sparc-linux kernel threads always borrow the last context, so
+ *     lazy_tlb changes nothing there; a context id is handed out at fork;
+ *   - compile runs "make -j20"; its processes live as long as their work,
+ *     so lifetime_ns and interval_ns do not apply to it.
  */
 #ifndef ANTFARM_SYNTH_H
 #define ANTFARM_SYNTH_H
@@ -45,19 +67,27 @@ enum af_synth_workload {
 };
 
 struct af_synth_opts {
-	enum af_synth_os os;
-	enum af_synth_workload workload;
-	unsigned n;            /* processes the workload creates (> 0) */
+	enum af_synth_os os;             /* kernel modelled */
+	enum af_synth_workload workload; /* what it runs */
+	unsigned n;            /* processes the workload creates
+	                          (1 .. 1000000) */
 	uint64_t seed;         /* any value; same seed, same trace */
 	unsigned n_vcpus;      /* 1 .. AF_MAX_VCPUS; 0 means 1 */
-	enum af_paging paging; /* x86 only; 0 picks 4-level (linux2.6) or
-	                          32-bit (linux2.4, windows) */
-	int kpti;              /* x86: two roots per address space */
-	int pcid;              /* x86: PCIDs, switches without flushing */
-	int lazy_tlb;          /* idle/kernel threads borrow the last AS */
-	uint64_t lifetime_ns;  /* how long each process lives; 0: 10 s */
-	uint64_t interval_ns;  /* between creations; 0: 100 ms (10/s) */
-	uint64_t phys_bytes;   /* guest RAM; 0: 128 MiB */
+	enum af_paging paging; /* x86 only; 0 picks 4-level (linux2.6, or
+	                          with kpti or pcid) or 32-bit (linux2.4,
+	                          windows); kpti needs PAE or more, pcid
+	                          4-level or more */
+	int kpti;              /* 0/1, x86 Linux: two roots per address space */
+	int pcid;              /* 0/1, x86 Linux: PCIDs, switches without
+	                          flushing */
+	int lazy_tlb;          /* 0/1: idle threads borrow the last AS */
+	uint64_t lifetime_ns;  /* how long each process lives; 0: 10 s;
+	                          at least 1 ms */
+	uint64_t interval_ns;  /* between creations; 0: 100 ms (10/s); at
+	                          least 10 us; n * interval below 2^62 ns */
+	uint64_t phys_bytes;   /* guest RAM, whole pages; 0: 128 MiB; at
+	                          least 32 MiB, at most 4 GiB with 32-bit or
+	                          PAE paging, else 64 GiB */
 };
 
 /* Parses "linux2.6" etc.; returns 0 and sets *os, or -EINVAL. */
@@ -73,7 +103,12 @@ AF_API int af_synth_info(const struct af_synth_opts *o,
 
 /* Runs the model and writes the whole trace (observations, memory, ground
  * truth inside a BEGIN/END window around the workload) to w, which must have
- * been opened with af_synth_info()'s info. Returns 0 or a negative errno. */
+ * been opened with af_synth_info()'s info (else -EINVAL), and flushes it;
+ * w stays the caller's. Returns 0 or a negative errno: -EINVAL as
+ * af_synth_info(); -ENOMEM when the modelled RAM cannot hold the processes
+ * alive at once (or the host is out of memory); -ENOSPC on sparc-linux when
+ * more than 1023 address spaces are alive at once; the writer's errors. On
+ * error the trace is incomplete. */
 AF_API int af_synth_run(const struct af_synth_opts *o,
 			struct af_trace_writer *w);
 

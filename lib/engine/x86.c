@@ -8,7 +8,8 @@
  * Switch: a root load that changes the vCPU's address space.
  * Exit: the space's count of user mappings has fallen to zero (after having
  *   been above it), it is loaded on no vCPU, and every vCPU that may hold TLB
- *   entries of it has flushed them since. With PCIDs the OS may reuse a
+ *   entries of it has flushed them since (with PCIDs, only under
+ *   AF_ENGINE_STRICT_PCID; see engine.h). With PCIDs the OS may reuse a
  *   drained root before flushing the old PCID; a drained space that runs
  *   nowhere and gains mappings or is loaded again is then taken as gone (its
  *   ASID is being reused, the paper's own signal of deallocation).
@@ -557,6 +558,9 @@ static bool tag_clean(const struct af_engine *e, unsigned v,
 		return true;
 	if (t->active)
 		return false;
+	if ((e->vcpu[v].flags & AF_PAGING_F_PCIDE) &&
+	    !(e->cfg.flags & AF_ENGINE_STRICT_PCID))
+		return true; /* see AF_ENGINE_STRICT_PCID */
 	return e->vcpu[v].epoch_all != t->stamp_all ||
 	       e->vcpu[v].epoch_pcid[t->pcid] != t->stamp_pcid;
 }

@@ -46,18 +46,23 @@ static void on_ev(void *ctx, const struct af_event *ev)
 	g->n_switch += ev->kind == AF_EV_SWITCH;
 }
 
-static struct guest *guest_new(unsigned n_vcpus)
+static struct guest *guest_new_flags(unsigned n_vcpus, unsigned flags)
 {
 	struct guest *g = calloc(1, sizeof(*g));
 	struct af_engine_config cfg = {
 		.mmu = AF_MMU_X86, .n_vcpus = n_vcpus, .phys_bytes = RAM,
 		.read_phys = rd, .read_ctx = g, .on_event = on_ev,
-		.event_ctx = g,
+		.event_ctx = g, .flags = flags,
 	};
 	g->ram = calloc(1, RAM);
 	g->next_frame = 0x100000;
 	CHECK_EQ(af_engine_new(&cfg, &g->e), 0);
 	return g;
+}
+
+static struct guest *guest_new(unsigned n_vcpus)
+{
+	return guest_new_flags(n_vcpus, 0);
 }
 
 static void guest_free(struct guest *g)
@@ -360,9 +365,25 @@ TEST(kpti_pair_is_one_process)
 	guest_free(g);
 }
 
-TEST(pcid_exit_needs_flush_of_that_pcid)
+TEST(pcid_unloaded_is_enough_by_default)
 {
 	struct guest *g = guest_new(1);
+	struct khalf k = kernel_half(g);
+	uint64_t pta, ptb;
+	uint64_t a = root4(g, &k, 2, &pta), b = root4(g, &k, 2, &ptb);
+
+	mode(g, 0, AF_PAGING_4LEVEL, AF_PAGING_F_PCIDE);
+	load(g, 0, a | 1);
+	zap(g, pta, 2);
+	CHECK_EQ(g->n_exit, 0); /* still loaded */
+	load(g, 0, b | 2 | (1ull << 63));
+	CHECK_EQ(g->n_exit, 1);
+	guest_free(g);
+}
+
+TEST(pcid_exit_needs_flush_of_that_pcid)
+{
+	struct guest *g = guest_new_flags(1, AF_ENGINE_STRICT_PCID);
 	struct khalf k = kernel_half(g);
 	uint64_t pta, ptb;
 	uint64_t a = root4(g, &k, 2, &pta), b = root4(g, &k, 2, &ptb);
@@ -385,7 +406,7 @@ TEST(pcid_exit_needs_flush_of_that_pcid)
 
 TEST(pcid_reused_root_is_new_process)
 {
-	struct guest *g = guest_new(1);
+	struct guest *g = guest_new_flags(1, AF_ENGINE_STRICT_PCID);
 	struct khalf k = kernel_half(g);
 	uint64_t pta, ptb;
 	uint64_t a = root4(g, &k, 2, &pta), b = root4(g, &k, 2, &ptb);
@@ -410,7 +431,7 @@ TEST(pcid_root_rebuilt_before_load)
 	/* the OS builds a new process in a drained root (fork copying into
 	 * it) before the old PCID was flushed: exit at the first new mapping,
 	 * create at the load */
-	struct guest *g = guest_new(1);
+	struct guest *g = guest_new_flags(1, AF_ENGINE_STRICT_PCID);
 	struct khalf k = kernel_half(g);
 	uint64_t pta, ptb;
 	uint64_t a = root4(g, &k, 2, &pta), b = root4(g, &k, 2, &ptb);
