@@ -184,13 +184,6 @@ static int classify(unsigned mode, unsigned level, unsigned pse, uint64_t ent,
 	return E_LINK;
 }
 
-static uint64_t entry_at(const uint8_t *buf, unsigned mode, unsigned i)
-{
-	uint64_t v = 0;
-	memcpy(&v, buf + (size_t)i * entry_size(mode), entry_size(mode));
-	return v; /* little-endian host, as x86 */
-}
-
 static bool bit(const struct af_frame *f, unsigned i)
 {
 	return f->user[i >> 6] >> (i & 63) & 1;
@@ -456,8 +449,18 @@ static uint32_t walk(struct af_engine *e, uint32_t slot, unsigned depth)
 	}
 	e->walking++;
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t child = 0, ent = entry_at(buf, mode, i);
-		int k = classify(mode, level, pse, ent, &child);
+		uint64_t child = 0, ent;
+		int k;
+		if (mode == AF_PAGING_32) {
+			uint32_t v32;
+			memcpy(&v32, buf + 4 * i, 4);
+			ent = v32;
+		} else {
+			memcpy(&ent, buf + 8 * i, 8);
+		}
+		if (!(ent & PTE_P))
+			continue; /* most entries of most tables */
+		k = classify(mode, level, pse, ent, &child);
 		if (k == E_LEAF) {
 			set_bit(f, i, true);
 			count++;
