@@ -85,16 +85,22 @@ $(BUILD)/libantfarm.a: $(LIB_OBJS)
 $(BUILD)/libantfarm.so: $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libantfarm.so.0 -o $@ $^ $(LDLIBS)
 
-$(BUILD)/antfarm: $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
+# The block server's scheduling core, as an archive: programs take what
+# they use.
+$(BUILD)/libiosched.a: $(IOSCHED_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/antfarm: $(CLI_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS)
 
 # The plugin takes only what it uses from the library archive.
 $(BUILD)/antfarm-qemu.so: $(PLUGIN_OBJS) $(BUILD)/libantfarm.a
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(PLUGIN_OBJS) $(BUILD)/libantfarm.a $(LDLIBS) -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(IOSCHED_OBJS) $(BUILD)/libantfarm.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS)
 
 # deps first, then a fresh make (so that glib, if just installed, is seen)
 check: deps
