@@ -129,3 +129,9 @@ clean:
 .PHONY: deps
 deps:
 	@sh scripts/deps.sh test
+
+# The main job: boot the default guest and watch its processes.
+.PHONY: run
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/antfarm run --workload forkexec:50
