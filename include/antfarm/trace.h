@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define AF_TRACE_VERSION 1 /* format version this library writes */
+#define AF_TRACE_VERSION 2 /* format version this library writes (reads 1..2) */
 #define AF_TRACE_MAX_MEM 65536u /* most bytes in one memory record */
 #define AF_TRACE_MAX_PHYS (1ull << 40) /* largest phys_bytes accepted (1 TiB) */
 

@@ -3,8 +3,9 @@
  * records (docs/trace-format.md) from memory, either the caller's buffer or
  * a large block buffer refilled from a stream. Every length and value is
  * checked before use; the first problem becomes a sticky negative errno and a
- * one-line message naming the byte offset. No allocation and no stdio call
- * per record.
+ * one-line message naming the byte offset. Sparse memory records are
+ * expanded into a buffer of the reader's (or, for replay, handed over as
+ * runs). No allocation and no stdio call per record.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -177,6 +178,74 @@ static int check_mem(struct af_trace_reader *r, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
+/* A run count of a sparse record: a varint of 1 or 2 bytes before end.
+ * Returns the byte after it, or NULL if it is cut off or longer. */
+static inline const uint8_t *get_count(const uint8_t *q, const uint8_t *end,
+				       uint32_t *v)
+{
+	uint32_t b;
+
+	if (q >= end)
+		return NULL;
+	b = *q++;
+	if (b < 0x80) {
+		*v = b;
+		return q;
+	}
+	if (q >= end || *q >= 0x80)
+		return NULL;
+	*v = (b & 0x7f) | (uint32_t)*q++ << 7;
+	return q;
+}
+
+int aft_sparse_expand(struct af_trace_reader *r, const uint8_t *q,
+		      size_t size, uint8_t *dst, uint32_t len)
+{
+	const uint8_t *end = q + size;
+	uint32_t words = len / AFT_SPARSE_WORD, at = 0, skip, n;
+
+	while (q < end) {
+		const uint8_t *run = q;
+
+		q = get_count(q, end, &skip);
+		if (q)
+			q = get_count(q, end, &n);
+		if (!q)
+			return aft_reader_fail(r, -EBADMSG,
+					       "sparse memory record at byte "
+					       "%llu: bad run count at run "
+					       "offset %llu (cut off, or over 2 "
+					       "bytes)",
+					       (ull)r->rec_off,
+					       (ull)(run - (end - size)));
+		if (n == 0 || skip > words - at || n > words - at - skip)
+			return aft_reader_fail(r, -EBADMSG,
+					       "sparse memory record at byte "
+					       "%llu: run of %u words after %u "
+					       "zero words at word %u passes its "
+					       "%u words",
+					       (ull)r->rec_off, n, skip, at,
+					       words);
+		if ((size_t)(end - q) / AFT_SPARSE_WORD < n)
+			return aft_reader_fail(r, -EBADMSG,
+					       "sparse memory record at byte "
+					       "%llu: run of %u words has only "
+					       "%llu bytes left",
+					       (ull)r->rec_off, n,
+					       (ull)(end - q));
+		memset(dst + (size_t)at * AFT_SPARSE_WORD, 0,
+		       (size_t)skip * AFT_SPARSE_WORD);
+		at += skip;
+		memcpy(dst + (size_t)at * AFT_SPARSE_WORD, q,
+		       (size_t)n * AFT_SPARSE_WORD);
+		at += n;
+		q += (size_t)n * AFT_SPARSE_WORD;
+	}
+	memset(dst + (size_t)at * AFT_SPARSE_WORD, 0,
+	       (size_t)(words - at) * AFT_SPARSE_WORD);
+	return 0;
+}
+
 /* Skips n payload bytes after a header of h bytes (extension records). */
 static int skip(struct af_trace_reader *r, size_t h, uint64_t n)
 {
@@ -285,6 +354,71 @@ again:
 			h += len;
 		}
 		r->p += h;
+		break;
+	}
+	case AFT_TAG_MEM_SPARSE: {
+		uint64_t gpa = 0, len = 0, size = 0;
+		const uint8_t *q;
+		size_t h;
+
+		if (r->info.version < 2)
+			return aft_reader_fail(r, -EBADMSG,
+					       "unknown record tag 0x%02x at "
+					       "byte %llu (sparse memory "
+					       "records begin with version 2, "
+					       "the trace is version %u)",
+					       tag, (ull)r->rec_off,
+					       (unsigned)r->info.version);
+		rc = decode_mem_head(r, s, &gpa, &len, &after);
+		if (rc)
+			return rc;
+		q = after;
+		VARINT(q, size, "sparse memory size");
+		h = (size_t)(q - s);
+		if (h > have)
+			return truncated(r, "sparse memory");
+		rc = check_mem(r, gpa, len);
+		if (rc)
+			return rc;
+		if (len % AFT_SPARSE_WORD)
+			return aft_reader_fail(r, -EBADMSG,
+					       "sparse memory record at byte "
+					       "%llu has length %llu, not a "
+					       "multiple of %u",
+					       (ull)r->rec_off, (ull)len,
+					       AFT_SPARSE_WORD);
+		if (size > len)
+			return aft_reader_fail(r, -EBADMSG,
+					       "sparse memory record at byte "
+					       "%llu has %llu bytes of runs for "
+					       "%llu bytes of memory",
+					       (ull)r->rec_off, (ull)size,
+					       (ull)len);
+		if (avail(r, h + size) < h + size) {
+			if (r->err)
+				return r->err;
+			return aft_reader_fail(
+				r, -EBADMSG,
+				"truncated sparse memory record at byte %llu: "
+				"%llu bytes of runs, input has %llu",
+				(ull)r->rec_off, (ull)size,
+				(ull)(r->end - r->p - (ptrdiff_t)h));
+		}
+		rec->u.mem.gpa = gpa;
+		rec->u.mem.len = (uint32_t)len;
+		if (r->raw_sparse) {
+			rec->u.mem.data = r->p + h;
+			r->sparse_size = (uint32_t)size;
+			rec->type = AFT_REC_MEM_SPARSE;
+		} else {
+			rc = aft_sparse_expand(r, r->p + h, (size_t)size,
+					       r->expand, (uint32_t)len);
+			if (rc)
+				return rc;
+			rec->u.mem.data = r->expand;
+			rec->type = AF_REC_MEM;
+		}
+		r->p += h + size;
 		break;
 	}
 	case AFT_TAG_END: {
@@ -402,7 +536,16 @@ static int read_header(struct af_trace_reader *r)
 
 static struct af_trace_reader *reader_alloc(void)
 {
-	return calloc(1, sizeof(struct af_trace_reader));
+	struct af_trace_reader *r = calloc(1, sizeof *r);
+
+	if (r) {
+		r->expand = malloc(AF_TRACE_MAX_MEM);
+		if (!r->expand) {
+			free(r);
+			r = NULL;
+		}
+	}
+	return r;
 }
 
 int af_trace_reader_open_mem(const void *buf, size_t len,
@@ -479,5 +622,6 @@ void af_trace_reader_free(struct af_trace_reader *r)
 	if (r->own_f)
 		fclose(r->f);
 	free(r->buf);
+	free(r->expand);
 	free(r);
 }

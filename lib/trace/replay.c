@@ -1,44 +1,68 @@
 /*
- * lib/trace/replay.c - re-runs inference from a trace: keeps a bounded sparse
- * image of guest-physical memory (bytes from memory records and page-table
- * stores, each byte marked valid or not), serves the engine's reads from it,
- * and feeds every observation to an engine configured from the trace info.
+ * lib/trace/replay.c - re-runs inference from a trace: keeps a bounded image
+ * of guest-physical memory (bytes from memory records and page-table
+ * stores, each byte known or not), serves the engine's reads from it, and
+ * feeds every observation to an engine configured from the trace info.
+ *
+ * The image: a two-level index (2 MiB of guest per leaf) of pages handed out
+ * in order from chunks of up to 2 MiB, mapped once and asked for transparent
+ * huge pages, so the replay loop neither allocates nor takes a page fault
+ * per guest page. A page whose bytes are all known (the usual case: memory
+ * records are whole page-table frames) carries no per-byte state; only a
+ * partly known page has a bitmap, from a small pool. Sparse memory records
+ * covering one whole page are expanded straight into it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "trace_format.h"
 
 #define PAGE 4096u
-#define LEAF_PAGES 512u                 /* pages per leaf: 2 MiB of guest */
-#define CHUNK_PAGES 32u                 /* pages allocated at once */
+#define LEAF_PAGES 512u              /* pages per leaf: 2 MiB of guest */
+#define CHUNK_PAGES 512u             /* most pages mapped at once: 2 MiB */
+#define CHUNK_ALIGN (2ul << 20)      /* for transparent huge pages */
+#define KNOWN_WORDS (PAGE / 64)      /* bitmap words: a bit per byte */
+#define BITMAPS_PER_BLOCK 8u         /* bitmaps allocated at once */
+#define PART ((uintptr_t)1)          /* page entry bit: some bytes unknown */
 
-/* Most bytes of image memory (pages and leaves): 1 GiB; tests lower it. */
+/* Most bytes of image memory (pages, bitmaps, leaves): 1 GiB; tests lower
+ * it. */
 uint64_t aft_replay_image_cap = 1ull << 30;
 #define IMAGE_CAP aft_replay_image_cap
 
-struct img_page {
-	uint8_t data[PAGE];        /* guest bytes */
-	uint64_t valid[PAGE / 64]; /* bit per byte: known content */
-};
-
 struct img_leaf {
-	struct img_page *pg[LEAF_PAGES]; /* NULL: no byte of that page known */
+	uintptr_t pg[LEAF_PAGES];    /* page data address (4 KiB aligned), |
+	                                PART if some bytes are unknown; 0: no
+	                                byte of that page was ever filled */
+	uint64_t *known[LEAF_PAGES]; /* for PART pages: bit per byte known */
 };
 
 struct img_chunk {
-	struct img_chunk *next;          /* list of chunks, for freeing */
-	struct img_page pages[CHUNK_PAGES]; /* handed out in order */
+	struct img_chunk *next; /* older chunks */
+	void *map;              /* page storage, mmap'd */
+	size_t len;             /* its bytes */
+};
+
+struct img_bitmaps {
+	struct img_bitmaps *next;                     /* older blocks */
+	uint64_t bm[BITMAPS_PER_BLOCK][KNOWN_WORDS];  /* handed out in order */
 };
 
 struct aft_image {
-	uint64_t phys;            /* bytes at or above are never kept */
-	size_t n_top;             /* leaves needed to cover phys */
-	struct img_leaf **top;    /* n_top leaf pointers */
-	uint64_t bytes;           /* pages and leaves in use, bytes */
-	struct img_chunk *chunks; /* page storage */
-	unsigned chunk_used;      /* pages used in chunks (the newest) */
+	uint64_t phys;              /* bytes at or above are never kept */
+	uint64_t n_pages;           /* pages below phys (last one partial) */
+	size_t n_top;               /* leaves needed to cover phys */
+	struct img_leaf **top;      /* n_top leaf pointers */
+	uint64_t bytes;             /* pages, bitmaps and leaves allocated */
+	uint8_t *next_page;         /* next unused page of the newest chunk */
+	uint64_t left;              /* unused pages in it */
+	uint64_t mapped;            /* pages in all chunks (<= n_pages) */
+	struct img_chunk *chunks;   /* page storage, for freeing */
+	struct img_bitmaps *blocks; /* bitmap storage, for freeing */
+	unsigned block_used;        /* bitmaps used in the newest block */
+	uint64_t *free_known;       /* released bitmaps (first word links) */
 };
 
 struct replay {
@@ -57,9 +81,8 @@ static int image_init(struct aft_image *img, uint64_t phys)
 {
 	memset(img, 0, sizeof *img);
 	img->phys = phys;
-	img->n_top = (size_t)((phys + (uint64_t)PAGE * LEAF_PAGES - 1) /
-			      ((uint64_t)PAGE * LEAF_PAGES));
-	img->chunk_used = CHUNK_PAGES;
+	img->n_pages = (phys + PAGE - 1) / PAGE;
+	img->n_top = (size_t)((img->n_pages + LEAF_PAGES - 1) / LEAF_PAGES);
 	if (!img->n_top)
 		return 0;
 	img->top = calloc(img->n_top, sizeof *img->top);
@@ -78,7 +101,13 @@ static void image_free(struct aft_image *img)
 	while (img->chunks) {
 		struct img_chunk *c = img->chunks;
 		img->chunks = c->next;
+		munmap(c->map, c->len);
 		free(c);
+	}
+	while (img->blocks) {
+		struct img_bitmaps *b = img->blocks;
+		img->blocks = b->next;
+		free(b);
 	}
 }
 
@@ -112,44 +141,146 @@ uint64_t aft_image_bytes(const struct aft_image *img)
 	return img->bytes;
 }
 
-/* The page holding page number pn (pn < phys pages), or NULL. */
-static inline struct img_page *page_get(const struct aft_image *img, uint64_t pn)
+/* Maps the next chunk of page storage: up to 2 MiB, never more pages than
+ * phys has in all, and within the cap. */
+static int chunk_new(struct aft_image *img)
 {
-	const struct img_leaf *l = img->top[pn / LEAF_PAGES];
-	return l ? l->pg[pn % LEAF_PAGES] : NULL;
+	uint64_t want = img->n_pages - img->mapped, fit;
+	struct img_chunk *c;
+	size_t len, map_len;
+	uint8_t *m;
+
+	if (want > CHUNK_PAGES)
+		want = CHUNK_PAGES;
+	fit = img->bytes < IMAGE_CAP ? (IMAGE_CAP - img->bytes) / PAGE : 0;
+	if (want > fit)
+		want = fit;
+	if (!want)
+		return -EFBIG;
+	len = (size_t)want * PAGE;
+	/* A whole chunk is placed on a 2 MiB boundary so that the kernel can
+	 * back it with one huge page: one fault instead of 512. */
+	map_len = len == CHUNK_ALIGN ? len + CHUNK_ALIGN : len;
+	c = malloc(sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	m = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED && map_len != len) { /* tight address space */
+		map_len = len;
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	if (m == MAP_FAILED) {
+		free(c);
+		return -ENOMEM;
+	}
+	if (map_len != len) {
+		uintptr_t a = ((uintptr_t)m + CHUNK_ALIGN - 1) & ~(CHUNK_ALIGN - 1);
+		size_t head = (size_t)(a - (uintptr_t)m);
+
+		if (head)
+			munmap(m, head);
+		if (map_len - head > len)
+			munmap((uint8_t *)a + len, map_len - head - len);
+		m = (uint8_t *)a;
+#ifdef MADV_HUGEPAGE
+		(void)madvise(m, len, MADV_HUGEPAGE); /* a hint; may fail */
+#endif
+	}
+	c->map = m;
+	c->len = len;
+	c->next = img->chunks;
+	img->chunks = c;
+	img->next_page = m;
+	img->left = want;
+	img->mapped += want;
+	img->bytes += len;
+	return 0;
 }
 
-static int page_make(struct aft_image *img, uint64_t pn, struct img_page **out)
+/* A bitmap for a partly known page: every bit set if all, else clear. */
+static int known_get(struct aft_image *img, int all, uint64_t **out)
 {
-	struct img_leaf **lp = &img->top[pn / LEAF_PAGES];
-	struct img_page *pg;
+	uint64_t *b = img->free_known;
 
-	if (!*lp) {
-		if (img->bytes + sizeof(struct img_leaf) > IMAGE_CAP)
-			return -EFBIG;
-		*lp = calloc(1, sizeof **lp);
-		if (!*lp)
-			return -ENOMEM;
-		img->bytes += sizeof(struct img_leaf);
-	}
-	pg = (*lp)->pg[pn % LEAF_PAGES];
-	if (!pg) {
-		if (img->bytes + sizeof(struct img_page) > IMAGE_CAP)
-			return -EFBIG;
-		if (img->chunk_used == CHUNK_PAGES) {
-			struct img_chunk *c = malloc(sizeof *c);
-			if (!c)
+	if (b) {
+		memcpy(&img->free_known, b, sizeof img->free_known);
+	} else {
+		if (!img->blocks || img->block_used == BITMAPS_PER_BLOCK) {
+			struct img_bitmaps *k;
+
+			if (img->bytes + sizeof *k > IMAGE_CAP)
+				return -EFBIG;
+			k = malloc(sizeof *k);
+			if (!k)
 				return -ENOMEM;
-			c->next = img->chunks;
-			img->chunks = c;
-			img->chunk_used = 0;
+			k->next = img->blocks;
+			img->blocks = k;
+			img->block_used = 0;
+			img->bytes += sizeof *k;
 		}
-		pg = &img->chunks->pages[img->chunk_used++];
-		memset(pg->valid, 0, sizeof pg->valid);
-		(*lp)->pg[pn % LEAF_PAGES] = pg;
-		img->bytes += sizeof(struct img_page);
+		b = img->blocks->bm[img->block_used++];
 	}
-	*out = pg;
+	memset(b, all ? 0xff : 0, KNOWN_WORDS * sizeof *b);
+	*out = b;
+	return 0;
+}
+
+static void known_put(struct aft_image *img, uint64_t *b)
+{
+	memcpy(b, &img->free_known, sizeof img->free_known);
+	img->free_known = b;
+}
+
+/* Page i of leaf l becomes wholly known. */
+static inline void set_full(struct aft_image *img, struct img_leaf *l,
+			    unsigned i)
+{
+	if (l->pg[i] & PART) {
+		known_put(img, l->known[i]);
+		l->known[i] = NULL;
+		l->pg[i] &= ~PART;
+	}
+}
+
+/* The page of page number pn (< n_pages), made if absent: a new page is
+ * wholly known if whole (the caller writes every byte of it), else has no
+ * byte known. */
+static int page_make(struct aft_image *img, uint64_t pn, int whole,
+		     struct img_leaf **lp, uint8_t **data)
+{
+	struct img_leaf **tl = &img->top[pn / LEAF_PAGES], *l = *tl;
+	unsigned i = (unsigned)(pn % LEAF_PAGES);
+	int rc;
+
+	if (!l) {
+		if (img->bytes + sizeof *l > IMAGE_CAP)
+			return -EFBIG;
+		l = calloc(1, sizeof *l);
+		if (!l)
+			return -ENOMEM;
+		*tl = l;
+		img->bytes += sizeof *l;
+	}
+	if (!l->pg[i]) {
+		uintptr_t e;
+
+		if (!img->left && (rc = chunk_new(img)))
+			return rc;
+		e = (uintptr_t)img->next_page;
+		if (!whole) {
+			rc = known_get(img, 0, &l->known[i]);
+			if (rc)
+				return rc;
+			e |= PART;
+		}
+		img->next_page += PAGE;
+		img->left--;
+		l->pg[i] = e;
+	}
+	*lp = l;
+	*data = (uint8_t *)(l->pg[i] & ~PART);
 	return 0;
 }
 
@@ -159,7 +290,7 @@ static inline uint64_t bits(unsigned b, unsigned k)
 	return (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
 }
 
-static void valid_set(uint64_t *v, unsigned o, unsigned n, int on)
+static void known_set(uint64_t *v, unsigned o, unsigned n, int on)
 {
 	while (n) {
 		unsigned b = o % 64, k = 64 - b < n ? 64 - b : n;
@@ -172,7 +303,7 @@ static void valid_set(uint64_t *v, unsigned o, unsigned n, int on)
 	}
 }
 
-static int valid_all(const uint64_t *v, unsigned o, unsigned n)
+static int known_all(const uint64_t *v, unsigned o, unsigned n)
 {
 	while (n) {
 		unsigned b = o % 64, k = 64 - b < n ? 64 - b : n;
@@ -195,23 +326,38 @@ static uint64_t clamp(const struct aft_image *img, uint64_t gpa, uint64_t len)
 
 /* A memory record: the bytes become known (data) or unknown (data NULL). */
 int aft_image_fill(struct aft_image *img, uint64_t gpa, const uint8_t *data,
-		      uint64_t len)
+		   uint64_t len)
 {
 	len = clamp(img, gpa, len);
 	while (len) {
 		unsigned o = (unsigned)(gpa % PAGE);
 		unsigned n = PAGE - o < len ? PAGE - o : (unsigned)len;
-		struct img_page *pg;
+		unsigned i = (unsigned)(gpa / PAGE % LEAF_PAGES);
+		struct img_leaf *l;
+		uint8_t *pd;
+		int rc;
 
 		if (data) {
-			int rc = page_make(img, gpa / PAGE, &pg);
+			rc = page_make(img, gpa / PAGE, n == PAGE, &l, &pd);
 			if (rc)
 				return rc;
-			memcpy(pg->data + o, data, n);
-			valid_set(pg->valid, o, n, 1);
+			memcpy(pd + o, data, n);
 			data += n;
-		} else if ((pg = page_get(img, gpa / PAGE))) {
-			valid_set(pg->valid, o, n, 0);
+			if (n == PAGE) {
+				set_full(img, l, i);
+			} else if (l->pg[i] & PART) {
+				known_set(l->known[i], o, n, 1);
+				if (known_all(l->known[i], 0, PAGE))
+					set_full(img, l, i);
+			}
+		} else if ((l = img->top[gpa / PAGE / LEAF_PAGES]) && l->pg[i]) {
+			if (!(l->pg[i] & PART)) {
+				rc = known_get(img, 1, &l->known[i]);
+				if (rc)
+					return rc;
+				l->pg[i] |= PART;
+			}
+			known_set(l->known[i], o, n, 0);
 		}
 		gpa += n;
 		len -= n;
@@ -219,45 +365,85 @@ int aft_image_fill(struct aft_image *img, uint64_t gpa, const uint8_t *data,
 	return 0;
 }
 
-/* A page-table store: applied to pages already in the image. */
-void aft_image_store(struct aft_image *img, uint64_t addr, unsigned width,
-			uint64_t value)
+/* A sparse memory record. One whole page is expanded straight into the
+ * image; anything else through the reader's buffer. */
+int aft_image_fill_sparse(struct aft_image *img, struct af_trace_reader *r,
+			  uint64_t gpa, const uint8_t *runs, size_t size,
+			  uint32_t len)
 {
-	struct img_page *pg;
+	int rc;
+
+	if (gpa % PAGE == 0 && len == PAGE && gpa < img->phys &&
+	    PAGE <= img->phys - gpa) {
+		struct img_leaf *l;
+		uint8_t *pd;
+
+		rc = page_make(img, gpa / PAGE, 1, &l, &pd);
+		if (rc)
+			return rc;
+		rc = aft_sparse_expand(r, runs, size, pd, PAGE);
+		if (rc)
+			return rc;
+		set_full(img, l, (unsigned)(gpa / PAGE % LEAF_PAGES));
+		return 0;
+	}
+	rc = aft_sparse_expand(r, runs, size, r->expand, len);
+	if (rc)
+		return rc;
+	return aft_image_fill(img, gpa, r->expand, len);
+}
+
+/* A page-table store: applied to pages already in the image. */
+static inline void image_store(struct aft_image *img, uint64_t addr,
+			       unsigned width, uint64_t value)
+{
+	struct img_leaf *l;
+	uintptr_t e;
 
 	if (width != 1 && width != 2 && width != 4 && width != 8)
 		return;
 	if (addr % PAGE + width <= PAGE && addr < img->phys &&
 	    width <= img->phys - addr) {
 		unsigned o = (unsigned)(addr % PAGE);
-		uint8_t le[8];
+		unsigned i = (unsigned)(addr / PAGE % LEAF_PAGES);
+		uint8_t le[8], *pd;
 
-		pg = page_get(img, addr / PAGE);
-		if (!pg)
+		l = img->top[addr / PAGE / LEAF_PAGES];
+		if (!l || !(e = l->pg[i]))
 			return;
+		pd = (uint8_t *)(e & ~PART) + o;
 		aft_put_le64(le, value);
 		switch (width) { /* fixed sizes: no memcpy call */
-		case 8: memcpy(pg->data + o, le, 8); break;
-		case 4: memcpy(pg->data + o, le, 4); break;
-		case 2: memcpy(pg->data + o, le, 2); break;
-		default: pg->data[o] = le[0]; break;
+		case 8: memcpy(pd, le, 8); break;
+		case 4: memcpy(pd, le, 4); break;
+		case 2: memcpy(pd, le, 2); break;
+		default: *pd = le[0]; break;
 		}
-		if (o % 64 + width <= 64)
-			pg->valid[o / 64] |= bits(o % 64, width);
-		else
-			valid_set(pg->valid, o, width, 1);
+		if (e & PART)
+			known_set(l->known[i], o, width, 1);
 		return;
 	}
-	for (unsigned i = 0; i < width; i++) { /* crosses a page or phys */
-		uint64_t a = addr + i;
+	for (unsigned k = 0; k < width; k++) { /* crosses a page or phys */
+		uint64_t a = addr + k;
+		unsigned i = (unsigned)(a / PAGE % LEAF_PAGES);
+
 		if (a < addr || a >= img->phys)
 			return;
-		pg = page_get(img, a / PAGE);
-		if (pg) {
-			pg->data[a % PAGE] = (uint8_t)(value >> (8 * i));
-			valid_set(pg->valid, (unsigned)(a % PAGE), 1, 1);
+		l = img->top[a / PAGE / LEAF_PAGES];
+		if (l && (e = l->pg[i])) {
+			((uint8_t *)(e & ~PART))[a % PAGE] =
+				(uint8_t)(value >> (8 * k));
+			if (e & PART)
+				known_set(l->known[i], (unsigned)(a % PAGE), 1,
+					  1);
 		}
 	}
+}
+
+void aft_image_store(struct aft_image *img, uint64_t addr, unsigned width,
+		     uint64_t value)
+{
+	image_store(img, addr, width, value);
 }
 
 /* The engine's read_phys: whole range known -> copy, else -EFAULT. */
@@ -270,19 +456,24 @@ int aft_image_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 		return 0;
 	if (gpa >= img->phys || len > img->phys - gpa)
 		return -EFAULT;
-	while (len) {
+	for (;;) {
 		unsigned o = (unsigned)(gpa % PAGE);
 		unsigned n = PAGE - o < len ? PAGE - o : (unsigned)len;
-		const struct img_page *pg = page_get(img, gpa / PAGE);
+		unsigned i = (unsigned)(gpa / PAGE % LEAF_PAGES);
+		const struct img_leaf *l = img->top[gpa / PAGE / LEAF_PAGES];
+		uintptr_t e;
 
-		if (!pg || !valid_all(pg->valid, o, n))
+		if (!l || !(e = l->pg[i]))
 			return -EFAULT;
-		memcpy(out, pg->data + o, n);
+		if ((e & PART) && !known_all(l->known[i], o, n))
+			return -EFAULT;
+		memcpy(out, (const uint8_t *)(e & ~PART) + o, n);
+		len -= n;
+		if (!len)
+			return 0;
 		out += n;
 		gpa += n;
-		len -= n;
 	}
-	return 0;
 }
 
 static void on_event(void *ctx, const struct af_event *ev)
@@ -341,11 +532,12 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 		e = NULL;
 		goto out;
 	}
+	r->raw_sparse = 1; /* sparse records come as runs, expanded in place */
 	while ((rc = aft_next(r, &rec)) > 0) {
 		switch (rec.type) {
 		case AF_REC_OBS:
 			if (rec.u.obs.kind == AF_OBS_PT_STORE)
-				aft_image_store(&rp.img, rec.u.obs.addr,
+				image_store(&rp.img, rec.u.obs.addr,
 					    rec.u.obs.width, rec.u.obs.value);
 			/* A rejected observation was rejected live too (the
 			 * recorder does not record those) or comes from a
@@ -354,8 +546,18 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 			break;
 		case AF_REC_MEM:
 		case AF_REC_MEM_FAIL:
-			rc = aft_image_fill(&rp.img, rec.u.mem.gpa, rec.u.mem.data,
+		case AFT_REC_MEM_SPARSE:
+			if (rec.type == AFT_REC_MEM_SPARSE)
+				rc = aft_image_fill_sparse(
+					&rp.img, r, rec.u.mem.gpa,
+					rec.u.mem.data, r->sparse_size,
 					rec.u.mem.len);
+			else
+				rc = aft_image_fill(&rp.img, rec.u.mem.gpa,
+						    rec.u.mem.data,
+						    rec.u.mem.len);
+			if (rc && r->err) /* the reader's: the runs were bad */
+				goto out;
 			if (rc) {
 				if (rc == -EFBIG)
 					snprintf(replay_msg, sizeof replay_msg,
@@ -380,6 +582,7 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 		}
 	}
 out:
+	r->raw_sparse = 0;
 	if (e && counters)
 		af_engine_counters(e, counters);
 	af_engine_free(e);

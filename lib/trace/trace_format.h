@@ -27,6 +27,8 @@
 #define AFT_TAG_TRUTH 0x03u    /* ground-truth event */
 #define AFT_TAG_MEM_FAIL 0x04u /* a memory read that failed */
 #define AFT_TAG_END 0x05u      /* end of trace, with the record count */
+#define AFT_TAG_MEM_SPARSE 0x06u /* memory contents, zero words left out
+                                    (version 2 on) */
 #define AFT_TAG_EXT_MIN 0x80u  /* 0x80..0xff: length-prefixed, skippable */
 #define AFT_EXT_MAX_LEN 0xffffffffu /* longest extension payload */
 
@@ -51,6 +53,17 @@ static inline unsigned aft_code_len(unsigned code)
 {
 	return code == 7 ? 8 : code;
 }
+
+/* ---- sparse memory records (tag 0x06) ----
+ * tag, gpa varint, len varint (a multiple of 8), size varint (<= len), then
+ * size bytes of runs: skip count, word count (each a varint of 1 or 2 bytes),
+ * that many 8-byte words. Words no run covers are zero. */
+#define AFT_SPARSE_WORD 8u       /* bytes per word */
+
+/* Internal record type: a sparse memory record handed to replay unexpanded
+ * (u.mem.data is its runs, af_trace_reader.sparse_size their length). Only
+ * returned while af_trace_reader.raw_sparse is set. */
+#define AFT_REC_MEM_SPARSE 0x40u
 
 /* Bytes a decoder may look at from a record's start (everything but memory
  * data): the longest observation plus an 8-byte over-read, and any record
@@ -129,6 +142,10 @@ struct af_trace_reader {
 	uint64_t last_addr;    /* addr of the previous obs with an addr */
 	uint16_t last_vcpu;    /* vcpu of the previous observation */
 	uint64_t icount[AF_MAX_VCPUS]; /* last icount per vCPU */
+	int raw_sparse;        /* return sparse records unexpanded (replay) */
+	uint32_t sparse_size;  /* bytes of runs of the last such record */
+	uint8_t *expand;       /* AF_TRACE_MAX_MEM bytes: sparse records
+	                          expanded for af_trace_next()'s callers */
 	struct af_trace_info info; /* header contents */
 	uint8_t scratch[2 * AFT_MAX_HEAD]; /* zero-padded copy of a short tail */
 	char msg[192];         /* last error, one line */
@@ -157,14 +174,29 @@ void aft_image_free(struct aft_image *img);
  * known or unknown. -EFBIG past the cap, -ENOMEM. */
 int aft_image_fill(struct aft_image *img, uint64_t gpa, const uint8_t *data,
 		   uint64_t len);
+/* A sparse memory record (size bytes of runs, len bytes of memory, as the
+ * reader checked them): like aft_image_fill() with the expanded bytes. Bad
+ * runs give -EBADMSG with r's error set; r->expand is used as scratch. */
+int aft_image_fill_sparse(struct aft_image *img, struct af_trace_reader *r,
+			  uint64_t gpa, const uint8_t *runs, size_t size,
+			  uint32_t len);
 /* A page-table store, applied only to pages already present. */
 void aft_image_store(struct aft_image *img, uint64_t addr, unsigned width,
 		     uint64_t value);
 /* read_phys for the engine (ctx is the image): 0 if every byte is known,
  * else -EFAULT. */
 int aft_image_read(void *ctx, uint64_t gpa, void *buf, size_t len);
-/* Bytes of memory the image uses (pages and index), as counted for the cap. */
+/* Bytes of memory the image has allocated (pages, bitmaps, leaves), as
+ * counted for the cap. */
 uint64_t aft_image_bytes(const struct aft_image *img);
+
+/* Expands the runs of a sparse memory record (size bytes at q, all
+ * readable) into len bytes at dst (len a multiple of 8, at most
+ * AF_TRACE_MAX_MEM), checking every count against len and size. Returns 0,
+ * or -EBADMSG with the reader's error set (naming r->rec_off); dst may then
+ * be partly written. */
+int aft_sparse_expand(struct af_trace_reader *r, const uint8_t *q,
+		      size_t size, uint8_t *dst, uint32_t len);
 
 static inline uint64_t aft_off(const struct af_trace_reader *r,
 			      const uint8_t *p)

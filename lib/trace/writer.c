@@ -1,7 +1,8 @@
 /*
  * lib/trace/writer.c - the trace writer: encodes the header and records of
  * docs/trace-format.md into a large buffer and hands full buffers to stdio.
- * No allocation and no stdio call per record.
+ * Memory records use the sparse form (zero words left out) when it is
+ * shorter. No allocation and no stdio call per record.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -247,7 +248,78 @@ int af_trace_write_truth(struct af_trace_writer *w, const struct af_truth *t)
 	return 0;
 }
 
-/* Memory (data != NULL) or failed-read (data == NULL) records. */
+static inline unsigned varint_len(uint64_t v)
+{
+	unsigned n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline uint64_t word_at(const uint8_t *d, size_t i)
+{
+	uint64_t v;
+
+	memcpy(&v, d + i * AFT_SPARSE_WORD, AFT_SPARSE_WORD);
+	return v;
+}
+
+/* Encodes n bytes of data (n a multiple of 8) as the runs of a sparse
+ * record at out, which has room for n bytes. Returns their length, or
+ * SIZE_MAX if they would not be shorter than limit bytes. */
+static size_t sparse_runs(uint8_t *out, const uint8_t *data, size_t n,
+			  size_t limit)
+{
+	size_t words = n / AFT_SPARSE_WORD, i = 0, done = 0, size = 0;
+
+	while (i < words) {
+		size_t start, cnt, skip, need;
+
+		if (!word_at(data, i)) {
+			i++;
+			continue;
+		}
+		start = i;
+		while (i < words && word_at(data, i))
+			i++;
+		skip = start - done;
+		cnt = i - start;
+		need = varint_len(skip) + varint_len(cnt) +
+		       cnt * AFT_SPARSE_WORD;
+		if (size + need >= limit)
+			return SIZE_MAX;
+		out = aft_put_varint(out, skip);
+		out = aft_put_varint(out, cnt);
+		memcpy(out, data + start * AFT_SPARSE_WORD,
+		       cnt * AFT_SPARSE_WORD);
+		out += cnt * AFT_SPARSE_WORD;
+		size += need;
+		done = i;
+	}
+	return size;
+}
+
+/* A memory record with its bytes, or (data NULL) a failed-read record, at
+ * p; returns the end. */
+static uint8_t *put_raw(uint8_t *p, uint64_t gpa, const uint8_t *data,
+			size_t n)
+{
+	*p++ = data ? AFT_TAG_MEM : AFT_TAG_MEM_FAIL;
+	p = aft_put_varint(p, gpa);
+	p = aft_put_varint(p, n);
+	if (data) {
+		memcpy(p, data, n);
+		p += n;
+	}
+	return p;
+}
+
+/* Memory (data != NULL) or failed-read (data == NULL) records. A memory
+ * record whose length is a multiple of 8 is written in the sparse form when
+ * that is shorter. */
 static int write_mem(struct af_trace_writer *w, uint64_t gpa,
 		     const uint8_t *data, size_t len)
 {
@@ -256,19 +328,34 @@ static int write_mem(struct af_trace_writer *w, uint64_t gpa,
 	while (len) {
 		size_t n = len < AF_TRACE_MAX_MEM ? len : AF_TRACE_MAX_MEM;
 		uint8_t *p;
-		int rc = room(w, 1 + 2 * AFT_VARINT_MAX + (data ? n : 0));
+		/* tag, gpa, len, size (< 2^21: 3 bytes), data or runs */
+		const size_t head = 1 + 2 * AFT_VARINT_MAX + 3;
+		int rc = room(w, head + (data ? n : 0));
 
 		if (rc)
 			return rc;
 		p = w->buf + w->len;
-		*p++ = data ? AFT_TAG_MEM : AFT_TAG_MEM_FAIL;
-		p = aft_put_varint(p, gpa);
-		p = aft_put_varint(p, n);
-		if (data) {
-			memcpy(p, data, n);
-			p += n;
-			data += n;
+		if (data && n % AFT_SPARSE_WORD == 0) {
+			/* Runs go after the longest head, then move up to
+			 * follow the real one; they must save more than the
+			 * size field costs. */
+			size_t size = sparse_runs(p + head, data, n, n - 1);
+
+			if (size != SIZE_MAX && size + varint_len(size) < n) {
+				*p++ = AFT_TAG_MEM_SPARSE;
+				p = aft_put_varint(p, gpa);
+				p = aft_put_varint(p, n);
+				p = aft_put_varint(p, size);
+				memmove(p, w->buf + w->len + head, size);
+				p += size;
+			} else {
+				p = put_raw(p, gpa, data, n);
+			}
+		} else {
+			p = put_raw(p, gpa, data, n);
 		}
+		if (data)
+			data += n;
 		w->len = (size_t)(p - w->buf);
 		w->n_records++;
 		gpa += n;

@@ -2,7 +2,9 @@
  * tests/fuzz/fuzz_trace.c - libFuzzer harness for the trace reader and
  * replay: opens the input with af_trace_reader_open_mem(), reads every record
  * (checking the reader's own promises), then replays the same input, which
- * also feeds the engine hostile observations and page tables. Seeds are in
+ * also feeds the engine hostile observations and page tables (and sparse
+ * memory records, expanded by the reader and, in replay, straight into the
+ * memory image). Seeds are in
  * tests/fuzz/corpus/trace/ (made by tests/fuzz/make_corpus.c).
  *
  * Replay is skipped for traces claiming more than REPLAY_MAX_PHYS of guest
@@ -68,10 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case AF_REC_MEM:
 				PROMISE(rec.u.mem.len >= 1 &&
 					rec.u.mem.len <= AF_TRACE_MAX_MEM);
-				PROMISE(rec.u.mem.data >= data &&
-					rec.u.mem.data + rec.u.mem.len <=
+				/* raw records point into the input; sparse
+				 * ones into the reader's buffer (ASan checks
+				 * that all len bytes are there) */
+				PROMISE(rec.u.mem.data != NULL);
+				if (rec.u.mem.data >= data &&
+				    rec.u.mem.data < data + size)
+					PROMISE(rec.u.mem.data + rec.u.mem.len <=
 						data + size);
-				acc += rec.u.mem.data[rec.u.mem.len - 1];
+				acc += rec.u.mem.data[0] +
+				       rec.u.mem.data[rec.u.mem.len - 1];
 				break;
 			case AF_REC_MEM_FAIL:
 				PROMISE(rec.u.mem.data == NULL);

@@ -2,8 +2,9 @@
  * tests/fuzz/make_corpus.c - writes the seed corpus of fuzz_trace into a
  * directory (tests/fuzz/corpus/trace/): small valid traces made with the
  * writer and the recorder (x86 4-level and 32-bit page tables, context ids,
- * every record kind and edge values, an extension record) and a few corrupt
- * ones. Deterministic for a given engine (the recorded seeds hold what the
+ * every record kind and edge values, raw and sparse memory records, an
+ * extension record) and a few corrupt ones, among them bad sparse records.
+ * Deterministic for a given engine (the recorded seeds hold what the
  * engine read). Seeds have no ".trace" suffix: .gitignore ignores *.trace.
  * Rebuild the seeds with:
  *   make BUILD=build && cc -Iinclude -o build/make_corpus \
@@ -281,6 +282,12 @@ static void context_id(void)
 	free(x.b.p);
 }
 
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* Every record kind with edge values, plus an extension record. */
 static void all_records(void)
 {
@@ -290,7 +297,7 @@ static void all_records(void)
 	struct buf b;
 	struct af_obs o;
 	struct af_truth t;
-	uint8_t data[64];
+	uint8_t data[64], page[4096];
 	char *out;
 	size_t n;
 
@@ -308,6 +315,17 @@ static void all_records(void)
 	af_trace_write_obs(w, &o);
 	af_trace_write_mem(w, 0x1000, data, sizeof data);
 	af_trace_write_mem(w, (1ull << 40) - 8, data, 16);
+	/* sparse records: a page with a few entries, an all-zero page, and
+	 * one that is not page-aligned */
+	memset(page, 0, sizeof page);
+	put_le64(page + 8, 0x2067);
+	put_le64(page + 16, 0x3067);
+	put_le64(page + 4088, 0x8000000000004067ull);
+	af_trace_write_mem(w, 0x2000, page, sizeof page);
+	memset(page, 0, sizeof page);
+	af_trace_write_mem(w, 0x3000, page, sizeof page);
+	page[100] = 1;
+	af_trace_write_mem(w, 0x4010, page, 256);
 	af_trace_write_mem_fail(w, 0x2000, 4096);
 	memset(&t, 0, sizeof t);
 	t.kind = AF_TRUTH_VFORK;
@@ -339,6 +357,52 @@ static void all_records(void)
 	free(b.p);
 }
 
+/* Offset of the first sparse memory record of a trace made by this
+ * program (found by walking the records with the reader), or 0. */
+static size_t first_sparse(const struct buf *b)
+{
+	struct af_trace_reader *r;
+	struct af_record rec;
+	size_t off = 0, at;
+
+	if (af_trace_reader_open_mem(b->p, b->n, &r))
+		die("reader", -EINVAL);
+	for (;;) {
+		at = (size_t)af_trace_reader_offset(r);
+		if (af_trace_next(r, &rec) <= 0)
+			break;
+		if ((uint8_t)b->p[at] == 0x06) {
+			off = at;
+			break;
+		}
+	}
+	af_trace_reader_free(r);
+	return off;
+}
+
+/* A valid trace whose first sparse memory record has a run longer than
+ * the bytes left in it, and the same trace cut inside that record. */
+static void bad_sparse(const struct buf *good)
+{
+	size_t at = first_sparse(good), q;
+	char *c = malloc(good->n);
+
+	if (!c || !at)
+		die("bad_sparse seed", -EINVAL);
+	/* tag, gpa, len, size varints, then the first run's skip count */
+	q = at + 1;
+	for (int v = 0; v < 3; v++)
+		while ((uint8_t)good->p[q++] & 0x80)
+			;
+	memcpy(c, good->p, good->n);
+	c[q] = 0x7f; /* skip 127 words, then 127 words: more than are there */
+	c[q + 1] = 0x7f;
+	save("bad_sparse_run", c, good->n);
+	memcpy(c, good->p, good->n);
+	save("bad_sparse_cut", c, q + 3);
+	free(c);
+}
+
 /* Corrupt variants of a valid trace. */
 static void corrupt(const struct buf *good)
 {
@@ -349,7 +413,7 @@ static void corrupt(const struct buf *good)
 	save("bad_truncated", good->p, good->n - good->n / 3);
 	save("bad_header_only", good->p, 88);
 	memcpy(c, good->p, good->n);
-	c[8] = 2; /* version 2 */
+	c[8] = AF_TRACE_VERSION + 1; /* a version from the future */
 	save("bad_version", c, good->n);
 	memcpy(c, good->p, good->n);
 	c[14] = 0; /* n_vcpus 0 */
@@ -369,6 +433,7 @@ static void corrupt(const struct buf *good)
 	save("bad_mem_length", c, good->n);
 	memcpy(c, good->p, good->n);
 	save("bad_no_end", c, good->n - 2);
+	bad_sparse(good);
 	free(c);
 }
 
