@@ -131,6 +131,11 @@ struct af_event {
  * from inside af_engine_observe(). */
 typedef int (*af_read_phys_fn)(void *ctx, uint64_t gpa, void *buf, size_t len);
 
+/* Optional: a pointer to len bytes of guest-physical memory at gpa that
+ * stays valid until af_engine_observe() returns, or NULL (the engine then
+ * uses read_phys). Lets the engine scan tables without copying them. */
+typedef const void *(*af_view_phys_fn)(void *ctx, uint64_t gpa, size_t len);
+
 /* Receives each inferred event, from inside af_engine_observe(). */
 typedef void (*af_event_fn)(void *ctx, const struct af_event *ev);
 
@@ -145,7 +150,8 @@ struct af_engine_config {
 	                              a default from phys_bytes / ctx_bits */
 	unsigned flags;            /* AF_ENGINE_* */
 	af_read_phys_fn read_phys; /* guest-physical reader; x86 only */
-	void *read_ctx;            /* passed to read_phys */
+	void *read_ctx;            /* passed to read_phys and view_phys */
+	af_view_phys_fn view_phys; /* optional zero-copy reader; may be NULL */
 	af_event_fn on_event;      /* may be NULL */
 	void *event_ctx;           /* passed to on_event */
 };

@@ -435,38 +435,58 @@ static uint32_t walk(struct af_engine *e, uint32_t slot, unsigned depth)
 {
 	struct af_frame *f = &e->frames[slot];
 	unsigned n = n_entries(f), mode = f->mode, level = f->level;
+	unsigned es = entry_size(mode);
 	unsigned pse = !!(e->vcpu[e->now_vcpu].flags & AF_PAGING_F_PSE);
-	uint8_t *buf = e->buf + (size_t)depth * 4096;
+	size_t bytes = (size_t)n * es;
+	const uint8_t *src = NULL;
 	uint32_t count = 0;
 
 	if (depth > AF_MAX_LEVELS)
 		return 0;
 	e->cnt.frames_walked++;
-	if (e->cfg.read_phys(e->cfg.read_ctx, f->addr, buf,
-			     (size_t)n * entry_size(mode))) {
-		e->cnt.bad_entries++;
-		return 0;
+	if (e->cfg.view_phys)
+		src = e->cfg.view_phys(e->cfg.read_ctx, f->addr, bytes);
+	if (!src) {
+		uint8_t *buf = e->buf + (size_t)depth * 4096;
+		if (e->cfg.read_phys(e->cfg.read_ctx, f->addr, buf, bytes)) {
+			e->cnt.bad_entries++;
+			return 0;
+		}
+		src = buf;
 	}
 	e->walking++;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t child = 0, ent;
-		int k;
-		if (mode == AF_PAGING_32) {
-			uint32_t v32;
-			memcpy(&v32, buf + 4 * i, 4);
-			ent = v32;
-		} else {
-			memcpy(&ent, buf + 8 * i, 8);
+	/* 64 bytes at a time: most of most tables is zeros */
+	for (size_t off = 0; off < bytes; off += 64) {
+		size_t blk = bytes - off < 64 ? bytes - off : 64;
+		uint64_t any = 0;
+		for (size_t k = 0; k < blk; k += 8) {
+			uint64_t w;
+			memcpy(&w, src + off + k, 8);
+			any |= w;
 		}
-		if (!(ent & PTE_P))
-			continue; /* most entries of most tables */
-		k = classify(mode, level, pse, ent, &child);
-		if (k == E_LEAF) {
-			set_bit(f, i, true);
-			count++;
-		} else if (k == E_LINK) {
-			count += link_child(e, slot, i, child, depth);
-			f = &e->frames[slot];
+		if (!any)
+			continue;
+		for (size_t k = off; k < off + blk; k += es) {
+			unsigned i = (unsigned)(k / es);
+			uint64_t child = 0, ent = 0;
+			int kind;
+			if (es == 4) {
+				uint32_t v32;
+				memcpy(&v32, src + k, 4);
+				ent = v32;
+			} else {
+				memcpy(&ent, src + k, 8);
+			}
+			if (!(ent & PTE_P))
+				continue;
+			kind = classify(mode, level, pse, ent, &child);
+			if (kind == E_LEAF) {
+				set_bit(f, i, true);
+				count++;
+			} else if (kind == E_LINK) {
+				count += link_child(e, slot, i, child, depth);
+				f = &e->frames[slot];
+			}
 		}
 	}
 	f->ucount += count;
@@ -514,7 +534,7 @@ static void pt_store(struct af_engine *e, const struct af_obs *o)
 {
 	uint32_t slot = frame_at(e, o->addr);
 	struct af_frame *f;
-	unsigned es, first, last;
+	unsigned es, sh, first, last;
 	uint64_t off;
 
 	if (slot == AF_NIL) {
@@ -524,12 +544,13 @@ static void pt_store(struct af_engine *e, const struct af_obs *o)
 	e->cnt.pt_stores++;
 	f = &e->frames[slot];
 	es = entry_size(f->mode);
+	sh = es == 8 ? 3 : 2; /* shifts, not divisions: this is the hot path */
 	off = o->addr & 4095;
-	first = (unsigned)(off / es);
-	last = (unsigned)((off + o->width - 1) / es);
-	if (last >= 4096 / es)
-		last = 4096 / es - 1;
-	if (first == last && o->width == es && !(off % es)) {
+	first = (unsigned)(off >> sh);
+	last = (unsigned)((off + o->width - 1) >> sh);
+	if (last >= 4096u >> sh)
+		last = (4096u >> sh) - 1;
+	if (first == last && o->width == es && !(off & (es - 1))) {
 		update_entry(e, slot, first, o->value);
 		goto out;
 	}

@@ -64,6 +64,7 @@ int af_recorder_new(const struct af_engine_config *cfg,
 	r->read_ctx = cfg->read_ctx;
 	c = *cfg;
 	c.read_phys = rec_read_phys;
+	c.view_phys = NULL; /* every read must pass through the recorder */
 	c.read_ctx = r;
 	rc = af_engine_new(&c, &r->engine);
 	if (rc) {

@@ -476,6 +476,27 @@ int aft_image_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 	}
 }
 
+/* The engine's view_phys: a range inside one fully known page is served in
+ * place (image pages never move while a replay runs); else NULL, and the
+ * engine falls back to aft_image_read. */
+static const void *image_view(void *ctx, uint64_t gpa, size_t len)
+{
+	const struct aft_image *img = ctx;
+	unsigned o = (unsigned)(gpa % PAGE), i;
+	const struct img_leaf *l;
+	uintptr_t e;
+
+	if (gpa >= img->phys || len > img->phys - gpa || o + len > PAGE)
+		return NULL;
+	i = (unsigned)(gpa / PAGE % LEAF_PAGES);
+	l = img->top[gpa / PAGE / LEAF_PAGES];
+	if (!l || !(e = l->pg[i]))
+		return NULL;
+	if ((e & PART) && !known_all(l->known[i], o, (unsigned)len))
+		return NULL;
+	return (const uint8_t *)(e & ~PART) + o;
+}
+
 static void on_event(void *ctx, const struct af_event *ev)
 {
 	const struct af_replay_sink *sink = ((struct replay *)ctx)->sink;
@@ -514,6 +535,7 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 	cfg.phys_bytes = info->phys_bytes;
 	cfg.ctx_bits = info->ctx_bits;
 	cfg.read_phys = aft_image_read;
+	cfg.view_phys = image_view;
 	cfg.read_ctx = &rp.img;
 	if (sink && sink->event) {
 		cfg.on_event = on_event;
