@@ -31,6 +31,7 @@ extern const struct cli_cmd cli_cmd_replay;
 extern const struct cli_cmd cli_cmd_eval;
 extern const struct cli_cmd cli_cmd_dump;
 extern const struct cli_cmd cli_cmd_synth;
+extern const struct cli_cmd cli_cmd_run;
 extern const struct cli_cmd cli_cmd_iosched;
 
 /* Prints "antfarm: " + the formatted message as exactly one line on stderr

@@ -11,6 +11,7 @@ static const struct cli_cmd *const cmds[] = {
 	&cli_cmd_eval,
 	&cli_cmd_dump,
 	&cli_cmd_synth,
+	&cli_cmd_run,
 	&cli_cmd_iosched,
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
