@@ -314,7 +314,7 @@ int run_check_qemu(const char *qemu, int verbose)
 				major);
 		return 0;
 	}
-	cli_error("run: %s (scripts/deps.sh test installs QEMU 10 from "
+	cli_error("run: %s (scripts/deps.sh run installs QEMU 10 from "
 		  "bookworm-backports; that needs root)", why);
 	return CLI_EXIT_INPUT;
 }
@@ -322,7 +322,7 @@ int run_check_qemu(const char *qemu, int verbose)
 int run_install_deps(const struct run_paths *p, const char *qemu, int verbose)
 {
 	static struct helper h;
-	char *argv[] = { "sh", (char *)p->deps, "test", NULL };
+	char *argv[] = { "sh", (char *)p->deps, "run", NULL };
 	char st[64], why[512];
 
 	if (!p->deps[0])
@@ -334,7 +334,7 @@ int run_install_deps(const struct run_paths *p, const char *qemu, int verbose)
 	}
 	memset(&h, 0, sizeof(h));
 	h.heading = "installing the Debian packages antfarm needs "
-		    "(scripts/deps.sh test)";
+		    "(scripts/deps.sh run)";
 	h.show_after_ms = 1500;
 	h.verbose = verbose;
 	if (verbose)

@@ -2,8 +2,10 @@
 # scripts/deps.sh - installs the Debian packages antfarm needs, once.
 #
 #   scripts/deps.sh build   compiler extras for the library, CLI and plugin
-#   scripts/deps.sh test    build + what the test suite uses (fuzzer, QEMU 10
-#                           from bookworm-backports, cpio for guest images)
+#   scripts/deps.sh run     build + what `antfarm run` needs (QEMU 10 from
+#                           bookworm-backports, cpio and gcc-multilib for
+#                           guest images)
+#   scripts/deps.sh test    run + what the test suite uses (fuzzer, jq)
 #   scripts/deps.sh all     test + what bench/ uses (gnuplot, nbdkit)
 #
 # Only missing packages are installed; when nothing is missing it is silent
@@ -13,15 +15,17 @@ set -eu
 group=${1:-test}
 
 build_pkgs="pkg-config libglib2.0-dev"
-test_pkgs="$build_pkgs libclang-rt-14-dev cpio gcc-multilib jq"
+run_pkgs="$build_pkgs cpio gcc-multilib"
+test_pkgs="$run_pkgs libclang-rt-14-dev jq"
 all_pkgs="$test_pkgs gnuplot-nox nbdkit nbdkit-plugin-dev libnbd-dev"
 bpo_pkgs="qemu-system-x86"   # QEMU 10 comes from bookworm-backports
 
 case $group in
 build) want=$build_pkgs; bpo="" ;;
+run) want=$run_pkgs; bpo=$bpo_pkgs ;;
 test) want=$test_pkgs; bpo=$bpo_pkgs ;;
 all) want=$all_pkgs; bpo=$bpo_pkgs ;;
-*) echo "deps.sh: unknown group '$group' (build, test or all)" >&2; exit 2 ;;
+*) echo "deps.sh: unknown group '$group' (build, run, test or all)" >&2; exit 2 ;;
 esac
 
 missing() {
