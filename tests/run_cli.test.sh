@@ -64,7 +64,7 @@ cat >"$tmp/bin/deps" <<'EOF'
 echo "$*" >"$FAKE/deps.args"
 case ${FAKE_DEPS:-ok} in
 ok) exit 0 ;;
-noroot) echo "antfarm: missing Debian packages: qemu-system-x86; run scripts/deps.sh test as root" >&2; exit 1 ;;
+noroot) echo "antfarm: missing Debian packages: qemu-system-x86; run scripts/deps.sh run as root" >&2; exit 1 ;;
 esac
 EOF
 
@@ -199,7 +199,7 @@ grep -q "^memory-backend-file,id=ram0,size=512M,mem-path=$tmp/shm/antfarm-run\.[
 	fail "RAM backend: $(grep memory-backend "$args")"
 grep -q "^$ANTFARM_PLUGIN,ram=.*,events=unix:.*,format=text,truth=off,trace=$tmp/kept.aft," "$args" ||
 	fail "plugin options: $(grep -A1 -- -plugin "$args")"
-grep -q "^test$" "$FAKE/deps.args" || fail "deps.sh was not run with 'test'"
+grep -q "^run$" "$FAKE/deps.args" || fail "deps.sh was not run with 'run'"
 
 # jsonl live lines, every kind, text summary, other options reach QEMU
 run_cmd 60 "$ANTFARM" run --format jsonl --events all --summary text --smp 3 \
@@ -280,7 +280,7 @@ nothing_left "lost truth"
 FAKE_DEPS=noroot FAKE_QEMU_VERSION=7.2.0 run_cmd 60 "$ANTFARM" run
 [ "$rc" = 1 ] || fail "no QEMU 10: status $rc"
 check_one_error_line "no QEMU 10"
-grep -q "cannot get QEMU 10 installed: missing Debian packages: qemu-system-x86; run scripts/deps.sh test as root" "$tmp/err" ||
+grep -q "cannot get QEMU 10 installed: missing Debian packages: qemu-system-x86; run scripts/deps.sh run as root" "$tmp/err" ||
 	fail "no QEMU 10: $(cat "$tmp/err")"
 # ... but with QEMU 10 present a failing deps.sh is not fatal
 FAKE_DEPS=noroot run_cmd 60 "$ANTFARM" run --events none

@@ -24,7 +24,10 @@
  *     ("none" means unbounded on that side.)
  *   - Pass 1 (forward): OS events in time order each take the earliest
  *     unmatched inferred event of the same kind and ASID at or after the OS
- *     time and before hi. This is the ordinary case (lag >= 0).
+ *     time and before hi. This is the ordinary case (lag >= 0). An exit
+ *     is not taken from beyond the next inferred create with that ASID
+ *     (at the same time is fine): such an exit ends that later inferred
+ *     space, whose OS create may lie outside what was reported.
  *   - Pass 2 (backward): OS events still unmatched, in reverse time order,
  *     each take the latest unmatched inferred event strictly after lo and
  *     strictly before the OS time (negative lag: inferred before the OS
@@ -104,6 +107,9 @@ struct af_eval {
 #define F_NOMATCH 0x10u /* target that may never match */
 #define F_NOLO    0x20u /* target without a lower bound */
 #define F_MATCHED 0x40u /* paired */
+#define F_IHI     0x80u /* an inferred create: bounds the forward search of
+                           earlier exit targets (an inferred exit after it
+                           ends the space it began, not an earlier one) */
 
 /* One entry of a matching run: a target, a bound or a candidate. */
 struct ent {
@@ -112,6 +118,8 @@ struct ent {
 	uint64_t lo;    /* target: exclusive lower bound (unless F_NOLO); once
 	                   F_MATCHED, the time of the inferred event matched */
 	uint64_t hi;    /* target: exclusive upper bound (UINT64_MAX: none) */
+	uint64_t ihi;   /* target: forward pass takes no candidate later than
+	                   the next inferred create (UINT64_MAX: none) */
 	uint32_t seq;   /* sort key 3: feeding order (truth before inferred) */
 	uint32_t flags; /* F_* */
 };
@@ -459,19 +467,25 @@ static void bound_group(struct ent *e, size_t n, int lo_incl)
 		}
 		i = j;
 	}
-	uint64_t cur_hi = UINT64_MAX;
+	uint64_t cur_hi = UINT64_MAX, cur_ihi = UINT64_MAX;
 	for (size_t j = n; j > 0;) {
 		size_t i = j;
-		int run_hi = 0;
+		int run_hi = 0, run_ihi = 0;
 		while (i > 0 && e[i - 1].time == e[j - 1].time) {
 			run_hi |= !!(e[i - 1].flags & F_HI);
+			run_ihi |= !!(e[i - 1].flags & F_IHI);
 			i--;
 		}
-		for (size_t k = i; k < j; k++)
-			if (e[k].flags & F_TARGET)
+		for (size_t k = i; k < j; k++) {
+			if (e[k].flags & F_TARGET) {
 				e[k].hi = cur_hi;
+				e[k].ihi = cur_ihi;
+			}
+		}
 		if (run_hi)
 			cur_hi = e[i].time;
+		if (run_ihi)
+			cur_ihi = e[i].time;
 		j = i;
 	}
 }
@@ -487,7 +501,9 @@ static void match_group(struct ent *e, size_t n)
 			continue;
 		while (p < n && (!(e[p].flags & F_INF) || e[p].time < e[i].time))
 			p++;
-		if (p < n && e[p].time < e[i].hi) {
+		/* an exit inferred at the same time as a create (a root
+		 * reloaded: old space out, new one in) is the old one's */
+		if (p < n && e[p].time < e[i].hi && e[p].time <= e[i].ihi) {
 			e[p].flags |= F_MATCHED;
 			e[i].flags |= F_MATCHED;
 			e[i].lo = e[p].time;
@@ -565,7 +581,9 @@ static size_t cat_size(const struct af_eval *ev, enum cat c)
 	for (size_t i = 0; i < ev->truth.n; i++)
 		n += truth_role(c, ev->truth.v[i].kind) != 0;
 	for (size_t i = 0; i < ev->inf.n; i++)
-		n += ev->inf.v[i].kind == cat_inf_kind(c);
+		n += ev->inf.v[i].kind == cat_inf_kind(c) ||
+		     (cat_inf_kind(c) == AF_EV_EXIT &&
+		      ev->inf.v[i].kind == AF_EV_CREATE);
 	return n;
 }
 
@@ -614,6 +632,16 @@ static void run_cat(const struct work *w, enum cat c, struct outcome *out)
 		e[n++] = (struct ent){ .asid = r->asid, .time = r->time,
 				       .seq = (uint32_t)(ev->truth.n + i),
 				       .flags = F_INF };
+	}
+	if (inf_kind == AF_EV_EXIT) {
+		for (size_t i = 0; i < ev->inf.n; i++) {
+			const struct rec *r = &ev->inf.v[i];
+			if (r->kind != AF_EV_CREATE || r->time > w->inf_limit)
+				continue;
+			e[n++] = (struct ent){ .asid = r->asid, .time = r->time,
+					       .seq = (uint32_t)(ev->truth.n + i),
+					       .flags = F_IHI };
+		}
 	}
 	ent_sort(e, n);
 

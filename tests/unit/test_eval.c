@@ -649,3 +649,25 @@ TEST(eval_trace_truncated)
 	af_trace_reader_free(r);
 	free(buf);
 }
+
+TEST(exit_not_taken_beyond_next_inferred_create)
+{
+	/* the guest reports an address space's destroy just after antfarm
+	 * inferred its exit; the root is reused after the window closed
+	 * (no OS create for it) and that later space exits in the grace
+	 * period: the in-window exit must match the destroy */
+	struct af_eval *ev = mk();
+	T(ev, AF_TRUTH_BEGIN, 0, 10, AF_ASID_NONE);
+	T(ev, AF_TRUTH_AS_CREATE, 5, 100, 0xa000);
+	I(ev, AF_EV_CREATE, 110, 0xa000);
+	I(ev, AF_EV_EXIT, 990, 0xa000);
+	T(ev, AF_TRUTH_AS_DESTROY, 5, 1000, 0xa000);
+	T(ev, AF_TRUTH_END, 0, 1200, AF_ASID_NONE);
+	I(ev, AF_EV_CREATE, 1500, 0xa000);
+	I(ev, AF_EV_EXIT, 2000, 0xa000);
+	struct af_eval_result r = fin(ev);
+	CHECK_EQ(r.os_as_exit, 1);
+	CHECK_EQ(r.as_fn_exit, 0);
+	CHECK_EQ(r.as_fp_exit, 0);
+	af_eval_free(ev);
+}
