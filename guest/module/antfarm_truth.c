@@ -21,9 +21,12 @@
  *              kprobe, at the sched_process_exec tracepoint. An mm built for
  *              an exec that fails before begin_new_exec() (e.g. a PATH search
  *              miss) is never loaded and is not reported, nor is its end.
- *   AS_DESTROY kprobe on __mmdrop(), where the page tables are freed; only
- *              for mms this module saw created or found at load. Not
- *              reported at all if that kprobe cannot be placed.
+ *   AS_DESTROY kprobe on exit_mmap(), where the mappings and the user page
+ *              tables are torn down (only the top-level page is left, freed
+ *              later in __mmdrop(), which SMP lazy TLB can delay without
+ *              bound); __mmdrop() if that kprobe cannot be placed. Only for
+ *              mms this module saw created or found at load; not reported
+ *              at all if neither kprobe can be placed.
  *   EXIT       kprobe on do_exit() when the exiting task is the last live
  *              thread of its process (start of exit, mm still attached).
  *              Fallback: sched_process_exit tracepoint, asid none.
@@ -171,7 +174,8 @@ struct af_slot {
 static struct af_slot af_set[AF_SET_SIZE];
 static unsigned int af_set_n;             /* slots in use */
 static DEFINE_RAW_SPINLOCK(af_set_lock);
-static bool af_track;                     /* the __mmdrop kprobe is armed */
+static bool af_track;                     /* an AS_DESTROY kprobe is armed */
+static bool af_exit_mmap_on;              /* AS_DESTROY from exit_mmap() */
 
 /* Adds mm; true if it was not there before (or could not be tracked). */
 static bool af_set_add(struct mm_struct *mm, u32 pid)
@@ -371,24 +375,42 @@ static int af_kp_exit(struct kprobe *kp, struct pt_regs *regs)
 	return 0;
 }
 
+/* The address space of mm is gone: report it once. */
+static void af_destroyed(struct mm_struct *mm)
+{
+	u32 pid;
+
+	/* At exec the old mm is torn down just after the new one was loaded
+	 * (exec_mmap()): report that switch first, so the order is true. */
+	if (current->mm && !(current->flags & PF_KTHREAD))
+		af_loaded(current->mm, (u32)current->tgid);
+	if (af_set_del(mm, &pid))
+		af_emit(AFT_AS_DESTROY, pid, 0, af_root(mm));
+}
+
+static int af_kp_exit_mmap(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct mm_struct *mm =
+		(struct mm_struct *)regs_get_kernel_argument(regs, 0);
+
+	if (mm)
+		af_destroyed(mm);
+	return 0;
+}
+
 static int af_kp_mmdrop(struct kprobe *kp, struct pt_regs *regs)
 {
 	struct mm_struct *mm =
 		(struct mm_struct *)regs_get_kernel_argument(regs, 0);
 	unsigned int cpu;
-	u32 pid;
 
 	if (!mm)
 		return 0;
-	/* At exec the old mm is dropped just after the new one was loaded
-	 * (exec_mmap()): report that switch first, so the order is true. */
-	if (current->mm && !(current->flags & PF_KTHREAD))
-		af_loaded(current->mm, (u32)current->tgid);
+	if (!af_exit_mmap_on)
+		af_destroyed(mm);
 	/* A freed mm may come back at the same address: forget it as loaded. */
 	for_each_possible_cpu(cpu)
 		cmpxchg(per_cpu_ptr(&af_last_mm, cpu), mm, NULL);
-	if (af_set_del(mm, &pid))
-		af_emit(AFT_AS_DESTROY, pid, 0, af_root(mm));
 	return 0;
 }
 
@@ -396,11 +418,13 @@ static struct kprobe af_kp_tab[] = {
 	{ .symbol_name = "__mmdrop", .pre_handler = af_kp_mmdrop },
 	{ .symbol_name = "begin_new_exec", .pre_handler = af_kp_exec },
 	{ .symbol_name = "do_exit", .pre_handler = af_kp_exit },
+	{ .symbol_name = "exit_mmap", .pre_handler = af_kp_exit_mmap },
 };
 static bool af_kp_on[ARRAY_SIZE(af_kp_tab)]; /* registered */
 #define AF_KP_MMDROP 0
 #define AF_KP_EXEC 1
 #define AF_KP_EXIT 2
+#define AF_KP_EXIT_MMAP 3
 #endif
 
 /* ---- window control ---- */
@@ -477,6 +501,7 @@ static int af_proc_show(struct seq_file *m, void *v)
 		   af_kp_on[AF_KP_EXIT] ? "kprobe:do_exit" :
 		   af_tps[3].on ? "tracepoint" : "none");
 	seq_printf(m, "probe_as_destroy %s\n",
+		   af_exit_mmap_on ? "kprobe:exit_mmap" :
 		   af_kp_on[AF_KP_MMDROP] ? "kprobe:__mmdrop" : "none");
 #else
 	seq_printf(m, "probe_as_create_exec %s\n", af_tps[1].on ? "tracepoint" : "none");
@@ -550,6 +575,7 @@ static void af_disarm(void)
 	}
 #endif
 	af_track = af_exec_kprobe_on = af_exit_kprobe_on = false;
+	af_exit_mmap_on = false;
 }
 
 static int __init af_init(void)
@@ -574,7 +600,8 @@ static int __init af_init(void)
 		}
 		af_kp_on[i] = true;
 	}
-	af_track = af_kp_on[AF_KP_MMDROP];
+	af_exit_mmap_on = af_kp_on[AF_KP_EXIT_MMAP];
+	af_track = af_kp_on[AF_KP_MMDROP] || af_exit_mmap_on;
 	af_exec_kprobe_on = af_kp_on[AF_KP_EXEC];
 	af_exit_kprobe_on = af_kp_on[AF_KP_EXIT];
 #endif
@@ -600,7 +627,7 @@ static int __init af_init(void)
 	}
 	pr_info("antfarm_truth: armed (exit: %s, as_destroy: %s, exec as_create: %s)\n",
 		af_exit_kprobe_on ? "do_exit" : "sched_process_exit",
-		af_track ? "__mmdrop" : "none",
+		af_exit_mmap_on ? "exit_mmap" : af_track ? "__mmdrop" : "none",
 		af_exec_kprobe_on ? "begin_new_exec" : "sched_process_exec");
 	if (begin)
 		af_begin();
