@@ -205,3 +205,15 @@ const char *cli_mmu_name(unsigned mmu)
 	}
 	return NULL;
 }
+
+int cli_open_trace_arg(const char *cmd, int argc, char **argv,
+		       const char **path, struct af_trace_reader **out)
+{
+	*out = NULL;
+	if (optind != argc - 1)
+		return cli_usage_error(cmd, optind >= argc ?
+					    "no trace given" :
+					    "one trace at a time");
+	*path = argv[optind];
+	return cli_open_trace(*path, out);
+}

@@ -66,6 +66,12 @@ int cli_parse_format(const char *name, unsigned allowed, enum cli_format *out);
  * line) and returns CLI_EXIT_INPUT with *out NULL. */
 int cli_open_trace(const char *path, struct af_trace_reader **out);
 
+/* For commands taking exactly one trace after their options (optind as
+ * getopt left it): sets *path and opens it. Returns 0, or reports the bad
+ * command line (CLI_EXIT_USAGE) or the unreadable trace (CLI_EXIT_INPUT). */
+int cli_open_trace_arg(const char *cmd, int argc, char **argv,
+		       const char **path, struct af_trace_reader **out);
+
 /* Reports a failure of af_replay()/af_trace_next() on r (rc < 0) for path;
  * returns CLI_EXIT_INPUT. */
 int cli_trace_error(const char *path, struct af_trace_reader *r, int rc);

@@ -141,14 +141,9 @@ static int run_dump(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
 		return cli_bad_option("dump", c, argv);
-	if (optind != argc - 1)
-		return cli_usage_error("dump", optind >= argc ?
-					       "no trace given" :
-					       "one trace at a time");
-	const char *path = argv[optind];
-
+	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace(path, &r);
+	int rc = cli_open_trace_arg("dump", argc, argv, &path, &r);
 	if (rc)
 		return rc;
 	const struct af_trace_info *info = af_trace_reader_info(r);

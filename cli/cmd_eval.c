@@ -37,14 +37,9 @@ static int run_eval(int argc, char **argv)
 			return cli_bad_option("eval", c, argv);
 		}
 	}
-	if (optind != argc - 1)
-		return cli_usage_error("eval", optind >= argc ?
-					       "no trace given" :
-					       "one trace at a time");
-	const char *path = argv[optind];
-
+	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace(path, &r);
+	int rc = cli_open_trace_arg("eval", argc, argv, &path, &r);
 	if (rc)
 		return rc;
 	struct af_eval_result res;

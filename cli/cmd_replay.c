@@ -127,14 +127,9 @@ static int run_replay(int argc, char **argv)
 			return cli_bad_option("replay", c, argv);
 		}
 	}
-	if (optind != argc - 1)
-		return cli_usage_error("replay", optind >= argc ?
-						 "no trace given" :
-						 "one trace at a time");
-	const char *path = argv[optind];
-
+	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace(path, &r);
+	int rc = cli_open_trace_arg("replay", argc, argv, &path, &r);
 	if (rc)
 		return rc;
 	if (o.fmt == CLI_FMT_CSV)
