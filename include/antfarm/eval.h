@@ -12,6 +12,14 @@
  * for OS address-space creates/destroys (to tell process/address-space
  * mismatch from inference error).
  *
+ * Details (lib/eval/eval.c has them all): an exit's window also ends at the
+ * next OS exec with that ASID (Linux reuses a freed root for another exec at
+ * once), and an OS exit is never paired with an inferred exit that lies past
+ * the next inferred create of that ASID. A vfork child shares its parent's
+ * address space until it execs, so its create is matched against the ASID of
+ * its first exec; one that never execs can never be seen through the MMU and
+ * counts as a false negative.
+ *
  * Lag (6.1.2): inferred time minus OS time of each matched pair.
  *
  * Window: only events inside the measurement window count; the window opens
