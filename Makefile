@@ -132,6 +132,34 @@ deps:
 
 # The main job: boot the default guest and watch its processes.
 .PHONY: run
-run: deps
+run:
+	@sh scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/antfarm run --workload forkexec:50
+
+# ---- block server (blockserver/, docs/blockserver.md) ------------------------
+# The core and antfarm-assoc build everywhere; the nbdkit plugin only where
+# nbdkit-plugin-dev is installed (`pkg-config nbdkit`).
+BS_CORE_OBJS := $(BUILD)/obj/blockserver/config.o $(BUILD)/obj/blockserver/server.o
+HAVE_NBDKIT := $(shell pkg-config --exists nbdkit 2>/dev/null && echo 1)
+BS_TARGETS := $(BUILD)/antfarm-assoc
+ifeq ($(HAVE_NBDKIT),1)
+BS_TARGETS += $(BUILD)/nbdkit-antfarm-plugin.so
+endif
+all: $(BS_TARGETS)
+
+$(BUILD)/obj/blockserver/%.o: blockserver/%.c $(HDRS) $(wildcard blockserver/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -I. $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/nbdkit-antfarm-plugin.so: $(BUILD)/obj/blockserver/nbdkit-plugin.o $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(BUILD)/obj/blockserver/nbdkit-plugin.o $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS) -lpthread
+
+$(BUILD)/antfarm-assoc: $(BUILD)/obj/blockserver/assoc-tool.o $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libantfarm.a $(LDLIBS)
+
+# This unit test also links the core.
+$(BUILD)/obj/tests/unit/test_blockserver_core.o: $(wildcard blockserver/*.h)
+$(BUILD)/tests/test_blockserver_core: $(BUILD)/obj/tests/unit/test_blockserver_core.o $(TEST_HARNESS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS) -lpthread

@@ -5,8 +5,9 @@
 #   scripts/deps.sh run     build + what `antfarm run` needs (QEMU 10 from
 #                           bookworm-backports, cpio and gcc-multilib for
 #                           guest images)
-#   scripts/deps.sh test    run + what the test suite uses (fuzzer, jq)
-#   scripts/deps.sh all     test + what bench/ uses (gnuplot, nbdkit)
+#   scripts/deps.sh test    run + what the test suite uses (fuzzer, jq,
+#                           nbdkit and libnbd for the block server)
+#   scripts/deps.sh all     test + what bench/ uses (gnuplot)
 #
 # Only missing packages are installed; when nothing is missing it is silent
 # and quick. Needs root (or sudo) to install; without it, it names what is
@@ -16,8 +17,8 @@ group=${1:-test}
 
 build_pkgs="pkg-config libglib2.0-dev"
 run_pkgs="$build_pkgs cpio gcc-multilib"
-test_pkgs="$run_pkgs libclang-rt-14-dev jq"
-all_pkgs="$test_pkgs gnuplot-nox nbdkit nbdkit-plugin-dev libnbd-dev"
+test_pkgs="$run_pkgs libclang-rt-14-dev jq nbdkit nbdkit-plugin-dev libnbd-dev python3-libnbd"
+all_pkgs="$test_pkgs gnuplot-nox"
 bpo_pkgs="qemu-system-x86"   # QEMU 10 comes from bookworm-backports
 
 case $group in

@@ -1,0 +1,531 @@
+#!/bin/sh
+# tests/blockserver.test.sh - the block server as nbdkit runs it
+# (build/nbdkit-antfarm-plugin.so), with libnbd's Python binding as the
+# client over Unix sockets:
+#   - data integrity: random writes of odd sizes and offsets (some FUA),
+#     many requests in flight at once, read back and compared, flushed, and
+#     then compared with the image file itself;
+#   - bad requests: out of range (nbdkit's check), larger than max-request
+#     (ours), zero length; the connection stays usable;
+#   - two clients at once, one killed (SIGKILL) with requests in flight:
+#     the other finishes correctly, a new client is served, the server
+#     survives and every request it accepted completed;
+#   - every scheduler selectable (each serves a client and says so in the
+#     stats file);
+#   - the disk model delays in real time: a lone sequential reader runs near
+#     the modelled media rate (and far faster with disk=none); two
+#     competing sequential readers tagged as different processes through
+#     association files written here (antfarm-assoc) get at least twice as
+#     much with as-process as with deadline or as-single; two disks of one VM: as-vm
+#     sees one stream (slow), as-process two (fast), and as-process with
+#     both tagged as the same process is slow again.
+# Skips (77) only if nbdkit and the libnbd Python binding cannot be
+# installed (scripts/deps.sh all).
+. "$(dirname "$0")/functions.sh"
+
+PLUGIN=$BUILD/nbdkit-antfarm-plugin.so
+ASSOC=$BUILD/antfarm-assoc
+
+# ---- prerequisites ----
+find_python()
+{
+	for p in /usr/bin/python3 python3; do
+		if "$p" -c 'import nbd' >/dev/null 2>&1; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+if ! command -v nbdkit >/dev/null 2>&1 || ! find_python >/dev/null ||
+	! pkg-config --exists nbdkit 2>/dev/null; then
+	sh "$top/scripts/deps.sh" all >/dev/null 2>&1 || :
+fi
+command -v nbdkit >/dev/null 2>&1 || skip "nbdkit cannot be installed"
+PY=$(find_python) || skip "the libnbd Python binding (python3-libnbd) cannot be installed"
+if [ ! -f "$PLUGIN" ] || [ ! -x "$ASSOC" ]; then
+	# built before nbdkit-plugin-dev was there
+	make -C "$top" --no-print-directory BUILD="$BUILD" "$PLUGIN" "$ASSOC" \
+		>"$tmp/make.log" 2>&1 || fail "cannot build the plugin: $(tail -n 5 "$tmp/make.log")"
+fi
+
+# A sanitizer build of the plugin needs its runtime preloaded into nbdkit.
+NBDKIT_ENV=""
+if nm -D "$PLUGIN" 2>/dev/null | grep -q '__asan_init'; then
+	asan=$(${CC:-cc} -print-file-name=libasan.so)
+	ubsan=$(${CC:-cc} -print-file-name=libubsan.so)
+	NBDKIT_ENV="LD_PRELOAD=$asan:$ubsan ASAN_OPTIONS=detect_leaks=0"
+fi
+
+# ---- the client ----
+cat >"$tmp/client.py" <<'EOF'
+# Test client for the antfarm block server (libnbd).
+import errno, os, random, sys, time
+import nbd
+
+def connect(sock, export, strict=True):
+    h = nbd.NBD()
+    h.set_export_name(export)
+    if not strict:
+        h.set_strict_mode(0)
+    h.connect_unix(sock)
+    return h
+
+def die(msg):
+    print("client: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+def wait_all(h):
+    while h.aio_in_flight() > 0:
+        h.poll(-1)
+
+def integrity(sock, export, image, seed, rounds, out):
+    """Random writes and reads against a model of the image; the model is
+    written to OUT at the end for comparison with the image file."""
+    h = connect(sock, export)
+    size = h.get_size()
+    with open(image, "rb") as f:
+        expect = bytearray(f.read())
+    if len(expect) != size:
+        die("size %d != image %d" % (size, len(expect)))
+    rnd = random.Random(seed)
+    sizes = [1, 511, 512, 4096, 65536, 131072 + 17, 1 << 20]
+    for _ in range(rounds):
+        # synchronous: odd sizes and offsets, some with FUA
+        for _ in range(20):
+            n = rnd.choice(sizes)
+            off = rnd.randrange(0, size - n + 1)
+            data = rnd.randbytes(n)
+            h.pwrite(data, off, nbd.CMD_FLAG_FUA if rnd.random() < 0.2 else 0)
+            expect[off:off + n] = data
+            n2 = rnd.choice(sizes)
+            off2 = rnd.randrange(0, size - n2 + 1)
+            if h.pread(n2, off2) != expect[off2:off2 + n2]:
+                die("read mismatch at %d+%d" % (off2, n2))
+        # 32 writes in flight to distinct blocks, then 32 reads
+        blk = 65536
+        offs = rnd.sample(range(0, size // blk), 32)
+        for o in offs:
+            data = rnd.randbytes(blk)
+            expect[o * blk:(o + 1) * blk] = data
+            h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(data)), o * blk)
+        wait_all(h)
+        bufs = []
+        for o in offs:
+            b = nbd.Buffer(blk)
+            bufs.append((o, b, h.aio_pread(b, o * blk)))
+        wait_all(h)
+        for o, b, c in bufs:
+            h.aio_command_completed(c)
+            if b.to_bytearray() != expect[o * blk:(o + 1) * blk]:
+                die("aio read mismatch at block %d" % o)
+    h.flush()
+    for off in range(0, size, 1 << 20):
+        n = min(1 << 20, size - off)
+        if h.pread(n, off) != expect[off:off + n]:
+            die("final read mismatch at %d" % off)
+    with open(out, "wb") as f:
+        f.write(expect)
+    h.shutdown()
+
+def errors(sock, export, max_request):
+    """Bad requests get errors; the connection stays usable."""
+    h = connect(sock, export, strict=False)
+    size = h.get_size()
+    good = h.pread(4096, 0)
+    cases = [
+        ("read past the end", lambda: h.pread(512, size - 256), errno.EINVAL),
+        ("read at the end", lambda: h.pread(1, size), errno.EINVAL),
+        ("write past the end", lambda: h.pwrite(b"x" * 512, size - 256),
+         errno.ENOSPC),
+        ("read larger than max-request",
+         lambda: h.pread(max_request + 1, 0), errno.EINVAL),
+        ("write larger than max-request",
+         lambda: h.pwrite(b"y" * (max_request + 1), 0), errno.EINVAL),
+        ("zero-length read", lambda: h.pread(0, 0), errno.EINVAL),
+    ]
+    for name, f, want in cases:
+        try:
+            f()
+        except nbd.Error as e:
+            if e.errnum != want:
+                die("%s: errno %s, wanted %d" % (name, e.errnum, want))
+        else:
+            die("%s: succeeded" % name)
+        if h.pread(4096, 0) != good:
+            die("%s: connection unusable afterwards" % name)
+    # The largest allowed request works; the block-size limit says so.
+    h.pread(max_request, 0)
+    if h.get_block_size(nbd.SIZE_MAXIMUM) != max_request:
+        die("maximum block size %d" % h.get_block_size(nbd.SIZE_MAXIMUM))
+    if h.pread(4096, 0) != good:
+        die("no write was supposed to land")
+    h.shutdown()
+
+def hammer(sock, export, ready):
+    """Keeps 16 reads and writes in flight until killed."""
+    h = connect(sock, export)
+    size = h.get_size()
+    rnd = random.Random(1)
+    blk = 65536
+    open(ready, "w").close()
+    while True:
+        while h.aio_in_flight() < 16:
+            o = rnd.randrange(0, size // blk) * blk
+            if rnd.random() < 0.5:
+                h.aio_pread(nbd.Buffer(blk), o)
+            else:
+                h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(blk)), o)
+        h.poll(-1)
+        while h.aio_peek_command_completed() > 0:
+            h.aio_command_completed(h.aio_peek_command_completed())
+
+def reader(sock, export, nbytes, req, ready, go, out):
+    """Sequential synchronous reads from offset 0; writes
+    'start end bytes' (CLOCK_MONOTONIC seconds) to OUT."""
+    h = connect(sock, export)
+    open(ready, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.0005)
+    t0 = time.monotonic()
+    off = 0
+    while off < nbytes:
+        h.pread(req, off)
+        off += req
+    t1 = time.monotonic()
+    with open(out, "w") as f:
+        f.write("%.6f %.6f %d\n" % (t0, t1, off))
+    h.shutdown()
+
+mode = sys.argv[1]
+a = sys.argv[2:]
+if mode == "integrity":
+    integrity(a[0], a[1], a[2], int(a[3]), int(a[4]), a[5])
+elif mode == "errors":
+    errors(a[0], a[1], int(a[2]))
+elif mode == "hammer":
+    hammer(a[0], a[1], a[2])
+elif mode == "reader":
+    reader(a[0], a[1], int(a[2]), int(a[3]), a[4], a[5], a[6])
+else:
+    die("unknown mode " + mode)
+EOF
+
+# ---- server control ----
+SOCK=$tmp/bs.sock
+srv_pid=""
+# start_server ARGS...: nbdkit in the foreground of a background job.
+start_server()
+{
+	rm -f "$SOCK" "$tmp/bs.pid" "$tmp/stats.json"
+	# shellcheck disable=SC2086
+	env $NBDKIT_ENV nbdkit ${NBDKIT_OPTS:-} -f --exit-with-parent -U "$SOCK" -P "$tmp/bs.pid" \
+		"$PLUGIN" stats="$tmp/stats.json" "$@" 2>>"$tmp/nbdkit.log" &
+	srv_pid=$!
+	n=0
+	while [ ! -s "$tmp/bs.pid" ]; do
+		kill -0 "$srv_pid" 2>/dev/null ||
+			fail "nbdkit did not start: $* ($(tail -n 3 "$tmp/nbdkit.log"))"
+		n=$((n + 1))
+		[ $n -gt 500 ] && fail "nbdkit did not come up: $*"
+		sleep 0.02
+	done
+}
+# stop_server: SIGTERM, wait; the stats file must appear.
+stop_server()
+{
+	[ -n "$srv_pid" ] || return 0
+	kill -TERM "$srv_pid" 2>/dev/null
+	n=0
+	while kill -0 "$srv_pid" 2>/dev/null && [ $n -lt 300 ]; do
+		n=$((n + 1))
+		sleep 0.1
+	done
+	if kill -0 "$srv_pid" 2>/dev/null; then
+		# With ASan preloaded, nbdkit 1.32.5 can hang in exit() (a libc
+		# locale lock left taken after its own "%m" error messages in
+		# worker threads; seen with nbdkit's own file plugin too). The
+		# plugin has finished by then if the stats file is there.
+		if [ -n "$NBDKIT_ENV" ] && [ -s "$tmp/stats.json" ]; then
+			echo "note: nbdkit (ASan preloaded) hung in exit after the plugin finished; killed"
+			kill -KILL "$srv_pid"
+			wait "$srv_pid" 2>/dev/null
+		else
+			fail "nbdkit did not exit on SIGTERM"
+		fi
+	else
+		src=0
+		wait "$srv_pid" || src=$?
+		[ "$src" -eq 0 ] || fail "nbdkit exited with status $src ($(tail -n 3 "$tmp/nbdkit.log"))"
+	fi
+	srv_pid=""
+	if grep -q "AddressSanitizer\|runtime error:\|LeakSanitizer" "$tmp/nbdkit.log"; then
+		fail "sanitizer report: $(grep -m 3 "AddressSanitizer\|runtime error:" "$tmp/nbdkit.log")"
+	fi
+	[ -s "$tmp/stats.json" ] || fail "no stats file"
+}
+kill_server()
+{
+	[ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
+	:
+}
+cleanup_fn kill_server
+
+# stat EXPR: a value from the stats file.
+stat()
+{
+	"$PY" -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2], {}, {"s": v}))' "$tmp/stats.json" "$1" ||
+		fail "stats: $1: $(head -c 300 "$tmp/stats.json")"
+}
+
+client()
+{
+	timeout -k 5 300 "$PY" "$tmp/client.py" "$@"
+}
+
+mkimg()
+{
+	head -c "$2" /dev/urandom >"$1" || fail "cannot make $1"
+}
+
+: >"$tmp/nbdkit.log"
+MB=1048576
+
+# ---- 1. integrity and flush, through the modelled disk ----
+mkimg "$tmp/a.img" $((24 * MB))
+mkimg "$tmp/b.img" $((24 * MB))
+start_server export=a file="$tmp/a.img" export=b file="$tmp/b.img" sched=as-process
+client integrity "$SOCK" a "$tmp/a.img" 1 3 "$tmp/a.expect" || fail "integrity on a"
+# after the client's flush, the image file holds every acknowledged write
+cmp -s "$tmp/a.expect" "$tmp/a.img" || fail "a.img differs from what was acknowledged"
+client integrity "$SOCK" "" "$tmp/a.img" 2 1 "$tmp/a.expect" || fail "integrity on the default export"
+cmp -s "$tmp/a.expect" "$tmp/a.img" || fail "a.img differs (default export)"
+stop_server
+[ "$(stat 's["sched"]')" = as-process ] || fail "scheduler not in the stats"
+[ "$(stat 's["sched_stats"]["added"] == s["sched_stats"]["completed"] > 0')" = True ] ||
+	fail "requests left incomplete"
+[ "$(stat 's["exports"][0]["errors"]')" = 0 ] || fail "errors counted on a"
+echo "integrity: ok"
+
+# ---- 2. bad requests ----
+start_server export=a file="$tmp/a.img" disk=none max-request=1M
+client errors "$SOCK" a $MB || fail "bad requests"
+# an unknown export is refused, the server goes on
+if "$PY" -c 'import nbd, sys
+h = nbd.NBD(); h.set_export_name("nosuch"); h.connect_unix(sys.argv[1])' "$SOCK" 2>/dev/null; then
+	fail "an unknown export was served"
+fi
+client errors "$SOCK" a $MB || fail "bad requests (second connection)"
+stop_server
+cmp -s "$tmp/a.expect" "$tmp/a.img" || fail "a refused write changed a.img"
+echo "bad requests: ok"
+
+# ---- 3. two clients, one killed mid-stream ----
+# kill_case DISK NBDKIT_OPTS: a client with 16 requests in flight on export
+# a is killed while another checks its data on export b; the other client
+# finishes correctly, the server survives and serves a new client on a.
+# (nbdkit 1.32.5 itself can abort when a client dies with several replies
+# of its connection pending: with disk=none that happens under this load,
+# so that case runs with --threads=1, the documented workaround; see
+# docs/blockserver.md.)
+kill_case()
+{
+	cp "$tmp/b.img" "$tmp/b.orig"
+	NBDKIT_OPTS=$2
+	start_server export=a file="$tmp/a.img" export=b file="$tmp/b.img" sched=as-process disk="$1"
+	NBDKIT_OPTS=""
+	rm -f "$tmp/hammer.ready"
+	# (python itself, not a subshell: the kill must reach the client)
+	"$PY" "$tmp/client.py" hammer "$SOCK" a "$tmp/hammer.ready" 2>/dev/null &
+	hammer_pid=$!
+	n=0
+	while [ ! -f "$tmp/hammer.ready" ]; do
+		n=$((n + 1)); [ $n -gt 500 ] && fail "hammer client did not start"
+		sleep 0.02
+	done
+	client integrity "$SOCK" b "$tmp/b.img" 3 2 "$tmp/b.expect" &
+	int_pid=$!
+	sleep 1
+	kill -KILL "$hammer_pid"
+	wait "$hammer_pid" 2>/dev/null
+	wait "$int_pid" || fail "disk=$1: the other client failed after one was killed"
+	cmp -s "$tmp/b.expect" "$tmp/b.img" || fail "disk=$1: b.img differs after the kill"
+	kill -0 "$srv_pid" 2>/dev/null || fail "disk=$1: the server died with its client"
+	# a new client on the dead client's export, once the dead client's
+	# last requests (at most 16 in flight, each well under 100 ms, then
+	# handed back 100 ms apart) have been served
+	sleep 2.5
+	client integrity "$SOCK" a "$tmp/a.img" 4 1 "$tmp/a.expect" || fail "disk=$1: no service after the kill"
+	stop_server
+	[ "$(stat 's["sched_stats"]["added"] == s["sched_stats"]["completed"]')" = True ] ||
+		fail "disk=$1: requests left incomplete after the kill"
+	[ "$(stat 's["exports"][0]["reads"] + s["exports"][0]["writes"] > 100')" = True ] ||
+		fail "disk=$1: the killed client made too few requests to mean anything"
+}
+kill_case rotational ""
+kill_case none --threads=1
+echo "killed client: ok"
+
+# ---- 4. every scheduler ----
+for sched in noop deadline as-single as-vm as-process; do
+	start_server export=a file="$tmp/a.img" export=b file="$tmp/b.img" sched=$sched
+	client integrity "$SOCK" b "$tmp/b.img" 5 1 "$tmp/b.expect" || fail "integrity with $sched"
+	stop_server
+	cmp -s "$tmp/b.expect" "$tmp/b.img" || fail "b.img differs with $sched"
+	[ "$(stat 's["sched"]')" = "$sched" ] || fail "sched=$sched not in force"
+done
+# a bad setting: nbdkit refuses to start, with the plugin's message
+rc=0
+env $NBDKIT_ENV timeout 30 nbdkit -f -U "$tmp/bad.sock" "$PLUGIN" export=a file="$tmp/a.img" \
+	sched=cfq 2>"$tmp/bad.err" || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "sched=cfq: nbdkit exit status $rc"
+grep -q "sched=cfq" "$tmp/bad.err" || fail "no message for sched=cfq: $(cat "$tmp/bad.err")"
+echo "schedulers: ok"
+
+# ---- 5. the disk model in real time ----
+READ=$((16 * MB))
+REQ=131072
+# run_readers N EXPORT...: N concurrent sequential readers (one per export
+# given), started together; prints aggregate MB/s (MB = 10^6 bytes).
+run_readers()
+{
+	rm -f "$tmp"/r*.ready "$tmp"/r*.out "$tmp/go"
+	i=0
+	pids=""
+	for e in "$@"; do
+		client reader "$SOCK" "$e" $READ $REQ "$tmp/r$i.ready" "$tmp/go" "$tmp/r$i.out" &
+		pids="$pids $!"
+		i=$((i + 1))
+	done
+	n=0
+	while [ "$(ls "$tmp"/r*.ready 2>/dev/null | wc -l)" -lt $# ]; do
+		n=$((n + 1)); [ $n -gt 500 ] && fail "readers did not start"
+		sleep 0.02
+	done
+	touch "$tmp/go"
+	for p in $pids; do
+		wait "$p" || fail "a reader failed"
+	done
+	cat "$tmp"/r*.out | "$PY" -c 'import sys
+r = [l.split() for l in sys.stdin]
+t0 = min(float(x[0]) for x in r); t1 = max(float(x[1]) for x in r)
+print("%.2f" % (sum(int(x[2]) for x in r) / (t1 - t0) / 1e6))'
+}
+# ge A B: A >= B (decimals)
+ge()
+{
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$1" "$2"
+}
+mul()
+{
+	"$PY" -c 'import sys; print(float(sys.argv[1]) * float(sys.argv[2]))' "$1" "$2"
+}
+
+# The default model's outer-zone media rate (docs/iosched.md).
+MEDIA=61.4
+start_server export=a file="$tmp/a.img"
+lone=$(run_readers a)
+stop_server
+echo "lone sequential reader: $lone MB/s (media rate $MEDIA)"
+ge "$lone" "$(mul $MEDIA 0.6)" || fail "lone reader $lone MB/s: far below the modelled $MEDIA"
+ge "$(mul $MEDIA 1.02)" "$lone" || fail "lone reader $lone MB/s: faster than the modelled disk"
+start_server export=a file="$tmp/a.img" disk=none
+fast=$(run_readers a)
+stop_server
+echo "lone reader, disk=none: $fast MB/s"
+ge "$fast" "$(mul $MEDIA 2)" || fail "disk=none is not much faster ($fast MB/s): the model is not what delays"
+
+# Two VMs, one reader each, tagged as processes 5 and 9.
+"$ASSOC" create "$tmp/vm0.assoc" 1 && "$ASSOC" vcpu "$tmp/vm0.assoc" 0 5 &&
+	"$ASSOC" notify "$tmp/vm0.assoc" 0 || fail "antfarm-assoc"
+"$ASSOC" create "$tmp/vm1.assoc" 2 && "$ASSOC" notify "$tmp/vm1.assoc" 1 9 ||
+	fail "antfarm-assoc"
+# antfarm-assoc shows what it wrote, and refuses nonsense
+"$ASSOC" show "$tmp/vm1.assoc" >"$tmp/show.out" || fail "antfarm-assoc show"
+grep -qx "notify.serial=9" "$tmp/show.out" && grep -qx "notify.vcpu=1" "$tmp/show.out" &&
+	grep -qx "vcpus=2" "$tmp/show.out" && grep -qx "vcpu0=none" "$tmp/show.out" ||
+	fail "antfarm-assoc show: $(cat "$tmp/show.out")"
+rc=0; "$ASSOC" show "$tmp/a.img" 2>"$tmp/err1" || rc=$?
+[ $rc -eq 1 ] && [ "$(wc -l <"$tmp/err1")" -eq 1 ] || fail "antfarm-assoc show on an image: status $rc"
+rc=0; "$ASSOC" vcpu "$tmp/vm1.assoc" 2 5 2>"$tmp/err1" || rc=$?
+[ $rc -eq 1 ] || fail "antfarm-assoc: vCPU 2 of 2 accepted (status $rc)"
+rc=0; "$ASSOC" vcpu "$tmp/vm1.assoc" x 5 2>"$tmp/err1" || rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err1")" -eq 1 ] || fail "antfarm-assoc: bad number (status $rc)"
+two_vms()
+{
+	start_server export=a file="$tmp/a.img" assoc="$tmp/vm0.assoc" \
+		export=b file="$tmp/b.img" assoc="$tmp/vm1.assoc" sched="$1"
+	run_readers a b
+	stop_server
+}
+dl=$(two_vms deadline)
+single=$(two_vms as-single)
+proc=$(two_vms as-process)
+echo "two VMs x 1 reader: deadline $dl, as-single $single, as-process $proc MB/s"
+[ "$(stat '[(t["vm"], t["pid"]) for t in s["tags"]] == [(0, 5), (1, 9)] or [(t["vm"], t["pid"]) for t in s["tags"]] == [(1, 9), (0, 5)]')" = True ] ||
+	fail "requests not tagged from the association files: $(stat 's["tags"]')"
+[ "$(stat 's["sched_stats"]["antic_hits"] > 50')" = True ] || fail "as-process did not anticipate"
+ge "$proc" "$(mul "$dl" 2)" || fail "as-process ($proc) not at least twice deadline ($dl)"
+ge "$proc" "$(mul "$single" 2)" || fail "as-process ($proc) not at least twice as-single ($single): one stream for all should not anticipate well"
+
+# One VM with two disks (vm=0 for both), whose requests carry different
+# processes: only as-process tells the streams apart.
+"$ASSOC" create "$tmp/p5.assoc" 1 && "$ASSOC" vcpu "$tmp/p5.assoc" 0 5 || fail "antfarm-assoc"
+"$ASSOC" create "$tmp/p9.assoc" 1 && "$ASSOC" vcpu "$tmp/p9.assoc" 0 9 || fail "antfarm-assoc"
+"$ASSOC" create "$tmp/q5.assoc" 1 && "$ASSOC" vcpu "$tmp/q5.assoc" 0 5 || fail "antfarm-assoc"
+one_vm()
+{
+	start_server export=a file="$tmp/a.img" vm=0 assoc="$tmp/$2" \
+		export=b file="$tmp/b.img" vm=0 assoc="$tmp/$3" sched="$1"
+	run_readers a b
+	stop_server
+}
+vm_one=$(one_vm as-vm p5.assoc p9.assoc)
+proc_two=$(one_vm as-process p5.assoc p9.assoc)
+proc_same=$(one_vm as-process p5.assoc q5.assoc)
+echo "one VM, two readers: as-vm $vm_one, as-process $proc_two, as-process with one tag $proc_same MB/s"
+ge "$proc_two" "$(mul "$vm_one" 2)" || fail "as-process ($proc_two) not at least twice as-vm ($vm_one) in one VM"
+ge "$proc_two" "$(mul "$proc_same" 2)" || fail "as-process with distinct tags ($proc_two) not at least twice one tag ($proc_same)"
+
+echo "disk model: ok"
+
+# ---- 6. a real guest (when QEMU 10 and the cached Debian guest are there) ----
+# The guest reads its virtio disk through the server (checksum compared
+# with the image), writes a marker with fsync (found in the image file),
+# and sees a rotational disk; the requests are tagged from its (hand-made)
+# association file.
+if command -v qemu-system-x86_64 >/dev/null 2>&1 &&
+	timeout 600 "$top/guest/build-guest.sh" --quiet --exec '
+cat /sys/block/vda/queue/rotational
+dd if=/dev/vda bs=1M count=16 2>/dev/null | md5sum
+echo antfarm-blockserver-marker | dd of=/dev/vda bs=512 seek=8 conv=fsync 2>/dev/null
+echo guest-done' >"$tmp/guest.env" 2>"$tmp/guest.err"; then
+	kernel=$(sed -n 's/^kernel=//p' "$tmp/guest.env")
+	initrd=$(sed -n 's/^initrd=//p' "$tmp/guest.env")
+	append=$(sed -n 's/^append=//p' "$tmp/guest.env")
+	"$ASSOC" create "$tmp/g.assoc" 1 && "$ASSOC" vcpu "$tmp/g.assoc" 0 77 || fail "antfarm-assoc"
+	want=$(head -c $((16 * MB)) "$tmp/a.img" | md5sum | cut -d' ' -f1)
+	start_server export=vm0 file="$tmp/a.img" assoc="$tmp/g.assoc" sched=as-process
+	timeout 300 qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none \
+		-serial stdio -no-reboot -kernel "$kernel" -initrd "$initrd" \
+		-append "$append antfarm.modules=virtio_pci,virtio_blk antfarm.truth=0" \
+		-blockdev driver=nbd,node-name=d0,export=vm0,server.type=unix,server.path="$SOCK" \
+		-device virtio-blk-pci,drive=d0 >"$tmp/guest.out" 2>&1 ||
+		fail "guest run failed: $(tail -n 5 "$tmp/guest.out")"
+	stop_server
+	tr -d '\r' <"$tmp/guest.out" >"$tmp/guest.txt"
+	grep -q guest-done "$tmp/guest.txt" || fail "guest did not finish: $(tail -n 5 "$tmp/guest.txt")"
+	grep -qx "1" "$tmp/guest.txt" || fail "guest disk not rotational: $(head -c 600 "$tmp/guest.txt")"
+	grep -q "$want" "$tmp/guest.txt" || fail "guest read other data than the image holds"
+	dd if="$tmp/a.img" bs=512 skip=8 count=1 2>/dev/null | grep -q antfarm-blockserver-marker ||
+		fail "the guest's fsync'd write is not in the image"
+	[ "$(stat '[(t["vm"], t["pid"]) for t in s["tags"]] == [(0, 77)]')" = True ] ||
+		fail "guest requests not tagged: $(stat 's["tags"]')"
+	[ "$(stat 's["exports"][0]["flushes"] > 0')" = True ] || fail "the guest's fsync sent no flush"
+	echo "real guest: ok"
+else
+	echo "real guest: not run (no QEMU or guest image: $(tail -n 1 "$tmp/guest.err" 2>/dev/null))"
+fi
+exit 0
