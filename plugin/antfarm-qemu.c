@@ -82,6 +82,8 @@
 #include "output.h"
 #include "qemu-api.h"
 #include "ram.h"
+#include "sites.h"
+#include "verify.h"
 #include "x86.h"
 
 AF_QEMU_EXPORT int qemu_plugin_version = AF_QEMU_PLUGIN_LEVEL;
@@ -100,6 +102,13 @@ AF_QEMU_EXPORT int qemu_plugin_version = AF_QEMU_PLUGIN_LEVEL;
 #define EFLAGS_VM (1ull << 17)
 
 enum store_policy { ST_OFF = 0, ST_NARROW = 1, ST_WIDE = 2 };
+
+/* How the candidate stores are narrowed down to page-table writers. */
+enum learn_mode {
+	LEARN_OFF = 0,    /* every candidate store has a callback */
+	LEARN_DEMOTE = 1, /* hot candidates that never hit a table are dropped */
+	LEARN_WINDOW = 2, /* learn in windows, then only writers */
+};
 
 /* Counters kept per vCPU (written only by that vCPU's thread). */
 enum vcounter {
@@ -123,10 +132,27 @@ static const char *const vc_names[VC_N] = {
 	"flush_addr_unknown", "reg_read_failures",
 };
 
+/* A page-table store waiting to be fed (batch=on). */
+struct ptrec {
+	uint64_t gpa;   /* guest-physical address stored to */
+	uint64_t value; /* the bytes there just after the store */
+	uint32_t width; /* bytes stored, 1..8 */
+};
+
+/* Page-table stores buffered per vCPU before they are fed (batch=on). */
+#define PT_RING 256
+
 /* Per-vCPU state, one cache line apart. */
 struct vcpu {
 	_Alignas(64) uint64_t c[VC_N]; /* counters */
 	uint32_t paging;     /* last mode|flags<<8 fed, UINT32_MAX none */
+	atomic_uint_least64_t waste; /* callbacks of sites already demoted
+					(read by other threads) */
+	/* batch=on: a single-producer ring (this vCPU's thread) drained
+	 * under the lock by whichever thread feeds an observation next */
+	_Alignas(64) atomic_uint head; /* next slot to fill (producer) */
+	_Alignas(64) atomic_uint tail; /* next slot to feed (under lock) */
+	struct ptrec ring[PT_RING];    /* the stores */
 };
 
 /* Global counters touched from several threads (relaxed atomics). */
@@ -137,6 +163,9 @@ struct gcounters {
 	atomic_uint_fast64_t sites_flush;   /* instrumented INVLPG/INVPCID */
 	atomic_uint_fast64_t sites_cpuid;   /* instrumented CPUID */
 	atomic_uint_fast64_t sites_store;   /* instrumented stores */
+	atomic_uint_fast64_t sites_skipped; /* candidates left out (not writers) */
+	atomic_uint_fast64_t demoted;       /* sites demoted */
+	atomic_uint_fast64_t rechecks;      /* batch: drains to look again */
 	atomic_uint_fast64_t mode_fallback; /* blocks classified by address */
 	atomic_uint_fast64_t bad_vcpu;      /* callbacks from untracked vCPUs */
 	atomic_uint_fast64_t obs_errors;    /* observations the engine refused */
@@ -163,7 +192,26 @@ static struct {
 	int use_icount;           /* icount=on */
 	int truth_lines;          /* truth=on */
 	int quiet;                /* quiet=on */
+	int verbose;              /* verbose=on: a line per flush */
 	const char *summary_path; /* summary=FILE */
+	int learn;                /* enum learn_mode */
+	int batch;                /* batch=on: page-table stores are buffered
+				     per vCPU and fed before the next other
+				     observation (or when the buffer fills) */
+	uint64_t demote_calls;    /* demote: calls without a hit that demote */
+	uint64_t demote_epochs;   /* ... spread over this many epochs (root
+				     loads), so that a burst (a kernel-table
+				     update, say) demotes nothing */
+	uint64_t flush_waste;     /* demote: flush once demoted sites have run
+				     this many callbacks since the last one */
+	uint64_t learn_quiet_ns;  /* window: end a learning window after this
+				     long without a new writer ... */
+	uint64_t learn_min_ns;    /* ... once it has lasted this long ... */
+	uint64_t learn_min_hits;  /* ... and seen this many page-table hits */
+	uint64_t relearn_ns;      /* window: open a learning window this often
+				     (0 never) */
+	const char *sites_path;   /* sites=FILE: dump the site table at exit */
+	qemu_plugin_id_t id;      /* ours, for qemu_plugin_reset() */
 
 	/* engine and outputs, all used under lock */
 	pthread_mutex_t lock;             /* serialises everything below */
@@ -177,13 +225,49 @@ static struct {
 	struct timespec t0;               /* plugin start */
 	uint64_t truth_by_kind[16];       /* ground truth counted by kind */
 
+	/* learning the page-table writers (state under lock) */
+	atomic_int filtering;             /* window: 1 = only writers */
+	atomic_int armed;                 /* demote: a second address space
+					     exists: stores are instrumented
+					     and calls count toward demotion */
+	atomic_int reset_pending;         /* a qemu_plugin_reset is under way */
+	atomic_uint_least64_t waste_at_flush; /* demote: wasted calls at the
+					     last flush */
+	uint64_t armed_ns;                /* demote: when armed */
+	atomic_uint_least32_t epoch;      /* demote: root loads seen (epochs) */
+	atomic_uint_least64_t n_undemoted; /* demote: ... that hit a table later */
+	uint64_t window_start_ns;         /* current mode entered */
+	uint64_t last_writer_ns;          /* window: newest writer seen at */
+	uint64_t writers_seen;            /* window: n_writers then */
+	uint64_t window_hits;             /* page-table hits in this window */
+	atomic_uint_least64_t n_writers;  /* sites learned as writers */
+	uint64_t n_windows;               /* learning windows opened */
+	atomic_uint_least64_t n_resets;   /* translation flushes asked for */
+	uint64_t learn_ns;                /* time spent learning, closed windows */
+	pthread_mutex_t site_lock;        /* serialises the site table */
+	unsigned feed_es;                 /* entry size of the vCPU being fed */
+	uint64_t verify_ns;               /* verify=: check shadows this often
+					     (0: never) */
+	struct af_verify verify;          /* shadows of what the engine knows */
+	uint64_t last_verify_ns;          /* last check */
+	uint64_t missed;                  /* entries found changed unseen */
+	uint64_t missed_stale;            /* ... in frames that are no table */
+	uint64_t missed_at_relearn;       /* missed when relearning last */
+	uint64_t relearn_misses;          /* misses that make it relearn */
+	uint64_t verify_passes;           /* checks run */
+	uint64_t relearns;                /* relearning caused by misses */
+	uint64_t relearn_gap_ns;          /* least time between relearns */
+	uint64_t last_relearn_ns;         /* last relearn */
+	struct af_sites sites;            /* instrumented store sites */
+
 	/* vCPU side */
 	struct regs r;                    /* register handles */
 	struct qemu_plugin_scoreboard *sb; /* icount scoreboard */
 	qemu_plugin_u64 icount;           /* its counter */
 	struct vcpu v[AF_MAX_VCPUS];      /* per vCPU */
 	struct gcounters gc;              /* shared counters */
-} g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} g = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	.site_lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- small helpers ---- */
 
@@ -249,16 +333,74 @@ static int need(struct vcpu *vs, struct qemu_plugin_register *h, uint64_t *out)
 	return -1;
 }
 
-/* Feeds one observation; caller holds the lock. Stamps time and icount. */
-static void feed(struct af_obs *o)
+static void learn_tick(uint64_t now);
+
+/* Entry size (4 or 8) of the paging mode last fed for a vCPU. */
+static unsigned entry_size_of(unsigned vcpu)
+{
+	uint32_t p = vcpu < AF_MAX_VCPUS ? g.v[vcpu].paging : UINT32_MAX;
+
+	return (p & 0xff) == AF_PAGING_32 ? 4 : 8;
+}
+
+/* Feeds one observation stamped t; caller holds the lock. */
+static void feed_now(struct af_obs *o, uint64_t t)
 {
 	int rc;
 
-	o->time_ns = now_ns();
+	o->time_ns = t;
 	o->icount = icount_of(o->vcpu);
+	g.feed_es = entry_size_of(o->vcpu); /* for read_phys() */
 	rc = g.rec ? af_recorder_observe(g.rec, o) : af_engine_observe(g.eng, o);
 	if (rc)
 		gc_inc(&g.gc.obs_errors);
+	else if (o->kind == AF_OBS_PT_STORE && g.verify_ns)
+		af_verify_store(&g.verify, o->addr, o->width, o->value);
+}
+
+/* batch=on: feeds every buffered page-table store of every vCPU, in each
+ * vCPU's order, stamped now. Caller holds the lock. */
+static void drain(void)
+{
+	uint64_t t = 0;
+	int any = 0;
+
+	for (unsigned v = 0; v < g.n_vcpus; v++) {
+		struct vcpu *vs = &g.v[v];
+		unsigned h = atomic_load_explicit(&vs->head,
+						  memory_order_acquire);
+		unsigned i = atomic_load_explicit(&vs->tail,
+						  memory_order_relaxed);
+		if (i == h)
+			continue;
+		if (!any) {
+			t = now_ns();
+			any = 1;
+		}
+		for (; i != h; i++) {
+			const struct ptrec *r = &vs->ring[i % PT_RING];
+			struct af_obs o = {
+				.kind = AF_OBS_PT_STORE,
+				.width = (uint8_t)r->width,
+				.vcpu = (uint16_t)v, .addr = r->gpa,
+				.value = r->value,
+			};
+			feed_now(&o, t);
+			g.window_hits++;
+		}
+		atomic_store_explicit(&vs->tail, h, memory_order_release);
+	}
+	if (any && g.learn != LEARN_OFF)
+		learn_tick(t);
+}
+
+/* Feeds one observation; caller holds the lock. Stamps time and icount.
+ * Buffered page-table stores go first. */
+static void feed(struct af_obs *o)
+{
+	if (g.batch)
+		drain();
+	feed_now(o, now_ns());
 }
 
 /* Feeds AF_OBS_PAGING if the vCPU's mode differs from what was fed last.
@@ -303,6 +445,227 @@ static int enter(void)
 static void leave(void)
 {
 	pthread_mutex_unlock(&g.lock);
+}
+
+/* ---- learning the page-table writers ---- */
+
+static void after_reset(qemu_plugin_id_t id);
+
+static uint64_t waste_now(void)
+{
+	uint64_t w = 0;
+
+	for (unsigned v = 0; v < g.n_vcpus; v++)
+		w += atomic_load_explicit(&g.v[v].waste,
+					  memory_order_relaxed);
+	return w;
+}
+
+/* Asks QEMU to drop every callback and flush the translated code, so that
+ * every block is translated again under the current site flags (until the
+ * flush has happened old blocks keep their callbacks: harmless both ways).
+ * Any thread, lock held or not; one request at a time. Returns 1 if asked. */
+static int request_flush(void)
+{
+	if (atomic_exchange_explicit(&g.reset_pending, 1, memory_order_acq_rel))
+		return 0;
+	atomic_fetch_add_explicit(&g.n_resets, 1, memory_order_relaxed);
+	if (g.verbose)
+		say("flush at %.3f s: %" PRIu64 " sites demoted, %" PRIu64
+		    " writers, %" PRIu64 " wasted callbacks, %" PRIu64
+		    " blocks translated", now_ns() / 1e9,
+		    (uint64_t)atomic_load(&g.gc.demoted),
+		    (uint64_t)atomic_load(&g.n_writers), waste_now(),
+		    (uint64_t)atomic_load(&g.gc.tb_trans));
+	qemu_plugin_reset(g.id, after_reset);
+	return 1;
+}
+
+/* learn=window: enters filtering (filter = 1: only learned writers get a
+ * memory callback) or learning (every candidate store does). */
+static void learn_switch(int filter, uint64_t now)
+{
+	if (filter)
+		g.learn_ns += now - g.window_start_ns;
+	else
+		g.n_windows++;
+	atomic_store_explicit(&g.filtering, filter, memory_order_relaxed);
+	g.window_start_ns = now;
+	g.last_writer_ns = now;
+	g.writers_seen = atomic_load(&g.n_writers);
+	g.window_hits = 0;
+	request_flush();
+}
+
+
+/* learn=demote: flushes once the sites already demoted have wasted
+ * flush_waste callbacks since the last flush. Any thread, no lock: called
+ * from ticks and every 4096th wasted callback of a vCPU (a long kernel
+ * computation, module signature checks say, runs with neither root loads
+ * nor page-table stores). */
+static void waste_check(void)
+{
+	uint64_t w = waste_now();
+	uint64_t last = atomic_load_explicit(&g.waste_at_flush,
+					     memory_order_relaxed);
+
+	if (w - last < g.flush_waste ||
+	    atomic_load_explicit(&g.reset_pending, memory_order_relaxed))
+		return;
+	if (atomic_compare_exchange_strong_explicit(&g.waste_at_flush, &last, w,
+						    memory_order_relaxed,
+						    memory_order_relaxed))
+		request_flush();
+}
+
+/* Called under the lock at each CR3 write (frequent, cheap).
+ * learn=demote: once the sites already demoted have wasted flush_waste
+ * callbacks since the last flush, flush (the cost of the waste then
+ * matches the cost of translating the working set again: the ski-rental
+ * rule, at most twice the best choice made in hindsight).
+ * learn=window: ends a learning window once no new writer has turned up for
+ * learn_quiet_ns (and the window has lasted learn_min_ns and seen
+ * learn_min_hits page-table stores), or opens a periodic one. */
+static void learn_tick(uint64_t now)
+{
+	if (atomic_load_explicit(&g.reset_pending, memory_order_relaxed) ||
+	    g.closed)
+		return;
+	if (g.learn == LEARN_DEMOTE) {
+		waste_check();
+		return;
+	}
+	if (atomic_load(&g.n_writers) != g.writers_seen) {
+		g.writers_seen = atomic_load(&g.n_writers);
+		g.last_writer_ns = now;
+	}
+	if (!atomic_load_explicit(&g.filtering, memory_order_relaxed)) {
+		if (now - g.window_start_ns >= g.learn_min_ns &&
+		    now - g.last_writer_ns >= g.learn_quiet_ns &&
+		    g.window_hits >= g.learn_min_hits)
+			learn_switch(1, now);
+	} else if (g.relearn_ns && now - g.window_start_ns >= g.relearn_ns) {
+		learn_switch(0, now);
+	}
+}
+
+/* ---- verification: stores nobody reported ---- */
+
+static int vf_tracked(void *ctx, uint64_t gpa)
+{
+	(void)ctx;
+	return af_engine_is_page_table(g.eng, gpa);
+}
+
+static int vf_read(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+	(void)ctx;
+	return af_ram_read(&g.ram, gpa, buf, len);
+}
+
+/* An entry changed without a store being seen: feed it as a store now (the
+ * engine catches up), and count it. A frame that no longer looks like a
+ * page table at all (pointers, text: a table the guest freed without the
+ * engine seeing it unlinked, and reused) is counted apart: no writer was
+ * missed there, and relearning would not help. */
+static void vf_miss(void *ctx, uint64_t gpa, unsigned es, uint64_t value,
+		    int table)
+{
+	const uint64_t *t = ctx;
+	struct af_obs o = {
+		.kind = AF_OBS_PT_STORE, .width = (uint8_t)es,
+		.vcpu = (uint16_t)t[1], .addr = gpa, .value = value,
+	};
+
+	if (table)
+		g.missed++;
+	else
+		g.missed_stale++;
+	if (g.verbose && g.missed + g.missed_stale <= 20)
+		say("missed store: gpa 0x%" PRIx64 " (%u bytes) is now 0x%016"
+		    PRIx64 "%s", gpa, es, value,
+		    table ? "" : " (frame is no table now)");
+	feed_now(&o, t[0]);
+}
+
+/* Stores were missed: every site is a candidate again (learn=demote: all
+ * demotions undone, and a site must now run twice as often without a hit
+ * to be demoted; learn=window: a learning window opens), so the writer
+ * that was missed is learned. At most once per relearn_gap_ns, which
+ * doubles each time (misses the learning cannot cure, a store of a kind
+ * that is never instrumented say, do not make it flush over and over).
+ * Caller holds the lock. */
+static void relearn(uint64_t now)
+{
+	if (g.learn == LEARN_OFF ||
+	    (g.relearns && now - g.last_relearn_ns < g.relearn_gap_ns))
+		return;
+	if (g.relearns)
+		g.relearn_gap_ns *= 2;
+	g.last_relearn_ns = now;
+	g.relearns++;
+	if (g.verbose)
+		say("missed page-table stores found at %.3f s: relearning",
+		    now / 1e9);
+	if (g.learn == LEARN_DEMOTE) {
+		pthread_mutex_lock(&g.site_lock);
+		af_sites_undemote_all(&g.sites);
+		pthread_mutex_unlock(&g.site_lock);
+		if (g.demote_calls < (1ull << 24))
+			g.demote_calls *= 2;
+		atomic_store(&g.waste_at_flush, waste_now());
+		request_flush();
+	} else if (atomic_load(&g.filtering) &&
+		   !atomic_load(&g.reset_pending)) {
+		learn_switch(0, now);
+	}
+}
+
+/* verify=: every verify_ns (checked at root loads), compares the shadows
+ * with RAM; misses are repaired and trigger relearning. Caller holds the
+ * lock. */
+static void verify_tick(unsigned vcpu, uint64_t now)
+{
+	uint64_t ctx[2] = { now, vcpu };
+
+	if (!g.verify_ns || now - g.last_verify_ns < g.verify_ns)
+		return;
+	g.last_verify_ns = now;
+	if (g.batch)
+		drain();
+	af_verify_check(&g.verify, vf_tracked, vf_read, vf_miss, ctx,
+			af_ram_phys_top(&g.ram));
+	g.verify_passes++;
+	/* a few misses happen whatever is instrumented (a freed table
+	 * poisoned or cleared by a string store, which is never a
+	 * candidate); a writer that was wrongly dropped misses far more */
+	if (g.missed - g.missed_at_relearn >= g.relearn_misses) {
+		g.missed_at_relearn = g.missed;
+		relearn(now);
+	}
+}
+
+/* Should a candidate store at this site get a memory callback now? */
+static int site_wanted(struct af_site *site)
+{
+	unsigned f;
+
+	if (!site)
+		return g.learn != LEARN_DEMOTE ||
+		       atomic_load_explicit(&g.armed, memory_order_relaxed);
+	f = atomic_load_explicit(&site->flags, memory_order_relaxed);
+	switch (g.learn) {
+	case LEARN_DEMOTE:
+		if (!atomic_load_explicit(&g.armed, memory_order_relaxed))
+			return 0;
+		return (f & AF_SITE_WRITER) || !(f & AF_SITE_DEMOTED);
+	case LEARN_WINDOW:
+		return (f & AF_SITE_WRITER) ||
+		       !atomic_load_explicit(&g.filtering,
+					     memory_order_relaxed);
+	default:
+		return 1;
+	}
 }
 
 /* ---- instruction descriptors packed into the callback's userdata ----
@@ -408,6 +771,15 @@ static void on_cr_write(unsigned vcpu, void *ud)
 			return;
 		sync_paging(vcpu, cr0, cr4, efer); /* catches EFER, resets */
 		feed(&o);
+		if (g.learn != LEARN_OFF) {
+			atomic_store_explicit(
+				&g.epoch,
+				atomic_load_explicit(&g.epoch,
+						     memory_order_relaxed) + 1,
+				memory_order_relaxed);
+			learn_tick(o.time_ns);
+		}
+		verify_tick(vcpu, o.time_ns);
 		leave();
 	} else if (cr == 4) {
 		uint64_t ch = cr4 ^ val;
@@ -522,6 +894,8 @@ static void on_cpuid(unsigned vcpu, void *ud)
 		t.asid = (uint64_t)(uint32_t)edi << 32 | (uint32_t)esi;
 	if (enter())
 		return;
+	if (g.batch)
+		drain(); /* the trace keeps observations and truth in order */
 	t.time_ns = now_ns();
 	g.truth_by_kind[t.kind < 16 ? t.kind : 0]++;
 	if (g.tw)
@@ -531,61 +905,181 @@ static void on_cpuid(unsigned vcpu, void *ud)
 	leave();
 }
 
-/* A candidate store has happened (memory callbacks run after the access). */
+/* The value of the entry just stored, as it is in guest RAM now: with
+ * several vCPUs storing to one entry, the last callback to run then leaves
+ * the engine with what memory holds, whatever order the callbacks ran in;
+ * and a cmpxchg that failed (QEMU reports its new value as stored) changes
+ * nothing. Without a RAM view, the value QEMU says was stored. */
+static uint64_t stored_value(qemu_plugin_meminfo_t info, uint64_t gpa,
+			     unsigned width)
+{
+	const uint8_t *p = af_ram_ptr(&g.ram, gpa, width);
+	uint64_t value = 0;
+	qemu_plugin_mem_value mv;
+
+	if (p) {
+		memcpy(&value, p, width);
+		return value;
+	}
+	mv = qemu_plugin_mem_get_value(info);
+	switch (mv.type) {
+	case QEMU_PLUGIN_MEM_VALUE_U8: return mv.data.u8;
+	case QEMU_PLUGIN_MEM_VALUE_U16: return mv.data.u16;
+	case QEMU_PLUGIN_MEM_VALUE_U32: return mv.data.u32;
+	case QEMU_PLUGIN_MEM_VALUE_U64: return mv.data.u64;
+	default: return mv.data.u128.low;
+	}
+}
+
+/* Notes a store that landed in a tracked page table: the site is a
+ * writer. */
+static void site_hit(struct af_site *site)
+{
+	if (!site)
+		return;
+	if (g.sites_path)
+		af_site_count(&af_site_info(&g.sites, site)->hits);
+	if (af_site_is_writer(site))
+		return;
+	switch (af_site_mark_writer(site, af_site_info(&g.sites, site),
+				    now_ns())) {
+	case 2:
+		atomic_fetch_add(&g.n_undemoted, 1);
+		/* fall through */
+	case 1:
+		atomic_fetch_add(&g.n_writers, 1);
+		break;
+	}
+}
+
+/* learn=demote bookkeeping of a site that is no writer and not demoted:
+ * count the call, demote the site once it has run demote_calls times over
+ * demote_epochs epochs without a hit (armed). */
+static void site_call(struct af_site *site)
+{
+	uint64_t calls = af_site_count32(&site->calls);
+
+	if (calls >= g.demote_calls &&
+	    af_site_epoch(site, atomic_load_explicit(&g.epoch,
+						     memory_order_relaxed)) >=
+		    g.demote_epochs &&
+	    atomic_load_explicit(&g.armed, memory_order_relaxed) &&
+	    af_site_demote(site))
+		gc_inc(&g.gc.demoted);
+}
+
+/* A candidate store has happened (memory callbacks run after the access).
+ * ud is its site (NULL: learn=off, or the site table was full). */
 static void on_store(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t va,
 		     void *ud)
 {
 	struct qemu_plugin_hwaddr *hw;
 	unsigned width = 1u << qemu_plugin_mem_size_shift(info);
-	struct vcpu *vs;
-	uint64_t gpa, value = 0;
-	const uint8_t *p;
+	struct af_site *site = ud;
+	unsigned f = site ? atomic_load_explicit(&site->flags,
+						 memory_order_relaxed) : 0;
+	struct vcpu *vs = vcpu_of(vcpu);
+	uint64_t gpa, value;
+	int buffered;
 
-	(void)ud;
+	if (!vs)
+		return;
+	if (site) {
+		if (f & AF_SITE_WRITER) {
+			if (g.sites_path)
+				af_site_count32(&site->calls);
+		} else if (f & AF_SITE_DEMOTED) {
+			/* still in blocks translated before the demotion:
+			 * waste, until the next flush */
+			if (!(af_site_count(&vs->waste) & 4095))
+				waste_check();
+			return;
+		} else if (g.learn == LEARN_DEMOTE) {
+			site_call(site);
+		}
+	}
 	if (width > 8)
 		return;
 	hw = qemu_plugin_get_hwaddr(info, va);
 	if (!hw || qemu_plugin_hwaddr_is_io(hw))
 		return;
 	gpa = qemu_plugin_hwaddr_phys_addr(hw);
-	if (vcpu < g.n_vcpus)
-		g.v[vcpu].c[VC_STORE_CB]++;
-	/* With several vCPU threads: the guest's store must be visible before
-	 * we look at the page-table set, pairing with the fence in
-	 * read_phys(): either the engine's read of a newly tracked table sees
-	 * this store, or this check sees the table tracked. */
-	if (g.fence)
-		atomic_thread_fence(memory_order_seq_cst);
-	if (!af_engine_is_page_table(g.eng, gpa))
-		return;
-	vs = vcpu_of(vcpu);
-	if (!vs || enter())
-		return;
-	/* The entry as it is now in RAM: with several vCPUs storing to one
-	 * entry, the last callback to run then leaves the engine with what
-	 * memory holds, whatever order the callbacks ran in; and a cmpxchg
-	 * that failed (QEMU reports its new value as stored) changes nothing.
-	 * Without a RAM view, the value QEMU says was stored. */
-	p = af_ram_ptr(&g.ram, gpa, width);
-	if (p) {
-		memcpy(&value, p, width);
-	} else {
-		qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
-		switch (mv.type) {
-		case QEMU_PLUGIN_MEM_VALUE_U8: value = mv.data.u8; break;
-		case QEMU_PLUGIN_MEM_VALUE_U16: value = mv.data.u16; break;
-		case QEMU_PLUGIN_MEM_VALUE_U32: value = mv.data.u32; break;
-		case QEMU_PLUGIN_MEM_VALUE_U64: value = mv.data.u64; break;
-		default: value = mv.data.u128.low; break;
+	/* epochs (learn=demote) also pass with callback volume, so that a
+	 * long kernel computation with no root load in it (module signature
+	 * checks, a page-table dump at boot) can demote its stores */
+	if (!(++vs->c[VC_STORE_CB] & 0xffff))
+		atomic_fetch_add_explicit(&g.epoch, 1, memory_order_relaxed);
+
+	/* batch=on: every store of a learned writer is buffered, tracked
+	 * table or not: one that lands in a table whose link is still in the
+	 * buffer must not be lost (fed in order, the engine sees the entry
+	 * come and go even if both happened before the drain; stores to
+	 * frames that are no table by then are counted as stray and
+	 * ignored). Any other store only if it hits a tracked table. */
+	buffered = g.batch && site && (f & AF_SITE_WRITER);
+	if (!buffered) {
+		/* With several vCPU threads: the guest's store must be
+		 * visible before we look at the page-table set, pairing with
+		 * the fence in read_phys(): either the engine's read of a
+		 * newly tracked table sees this store, or this check sees the
+		 * table tracked. */
+		if (g.fence)
+			atomic_thread_fence(memory_order_seq_cst);
+		if (!af_engine_is_page_table(g.eng, gpa)) {
+			/* batch=on: the table may be linked by a store still
+			 * in the buffer; a site still being learned must see
+			 * the engine up to date, or it would never become a
+			 * writer. Drain and look again. */
+			if (!g.batch || !site || (f & AF_SITE_DEMOTED) ||
+			    atomic_load_explicit(&vs->head,
+						 memory_order_relaxed) ==
+				    atomic_load_explicit(&vs->tail,
+							 memory_order_relaxed))
+				return;
+			if (enter())
+				return;
+			gc_inc(&g.gc.rechecks);
+			drain();
+			if (!af_engine_is_page_table(g.eng, gpa)) {
+				leave();
+				return;
+			}
+			leave();
 		}
+		site_hit(site);
 	}
+	value = stored_value(info, gpa, width);
 	vs->c[VC_STORE_PT]++;
+	if (g.batch) {
+		unsigned h = atomic_load_explicit(&vs->head,
+						  memory_order_relaxed);
+		struct ptrec *r;
+
+		if (h - atomic_load_explicit(&vs->tail, memory_order_acquire) >=
+		    PT_RING) {
+			if (enter())
+				return;
+			drain();
+			leave();
+		}
+		r = &vs->ring[h % PT_RING];
+		r->gpa = gpa;
+		r->value = value;
+		r->width = width;
+		atomic_store_explicit(&vs->head, h + 1, memory_order_release);
+		return;
+	}
+	if (enter())
+		return;
 	{
 		struct af_obs o = {
 			.kind = AF_OBS_PT_STORE, .width = (uint8_t)width,
 			.vcpu = (uint16_t)vcpu, .addr = gpa, .value = value,
 		};
 		feed(&o);
+		g.window_hits++;
+		if (g.learn != LEARN_OFF && !(g.window_hits & 63))
+			learn_tick(o.time_ns);
 	}
 	leave();
 }
@@ -707,16 +1201,28 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 				insn, on_cpuid, QEMU_PLUGIN_CB_R_REGS, NULL);
 			gc_inc(&g.gc.sites_cpuid);
 			break;
-		case AF_X86_STORE:
+		case AF_X86_STORE: {
+			uint64_t iva = qemu_plugin_insn_vaddr(insn);
+			struct af_site *site = NULL;
+
 			/* with paging off no store can change a mapping */
-			if (paging_off || !store_wanted(&in, mode,
-					  qemu_plugin_insn_vaddr(insn)))
+			if (paging_off || !store_wanted(&in, mode, iva))
 				break;
+			if (g.learn != LEARN_OFF || g.sites_path) {
+				pthread_mutex_lock(&g.site_lock);
+				site = af_sites_get(&g.sites, iva, b, len);
+				pthread_mutex_unlock(&g.site_lock);
+			}
+			if (!site_wanted(site)) {
+				gc_inc(&g.gc.sites_skipped);
+				break;
+			}
 			qemu_plugin_register_vcpu_mem_cb(
 				insn, on_store, QEMU_PLUGIN_CB_NO_REGS,
-				QEMU_PLUGIN_MEM_W, NULL);
+				QEMU_PLUGIN_MEM_W, site);
 			gc_inc(&g.gc.sites_store);
 			break;
+		}
 		default:
 			break;
 		}
@@ -782,8 +1288,14 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned vcpu)
  * on_store()). */
 static int read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
+	int rc;
+
 	atomic_thread_fence(memory_order_seq_cst);
-	return af_ram_read(ctx, gpa, buf, len);
+	rc = af_ram_read(ctx, gpa, buf, len);
+	/* what the engine now knows of this table (verify=) */
+	if (!rc && g.verify_ns)
+		af_verify_read(&g.verify, gpa, buf, len, g.feed_es);
+	return rc;
 }
 
 /* ---- engine events ---- */
@@ -791,11 +1303,59 @@ static int read_phys(void *ctx, uint64_t gpa, void *buf, size_t len)
 static void on_event(void *ctx, const struct af_event *ev)
 {
 	(void)ctx;
+	/* learn=demote: stores are instrumented once a second address
+	 * space exists. Before that the only tables are the kernel's first
+	 * root's; their stores cannot change any process's count (the kernel
+	 * half becomes common, counted for nobody, once processes share it),
+	 * and a writer of user tables may run on kernel tables only. This
+	 * runs inside the root load of the second space, before the
+	 * instruction: the flush comes before its tables can change. */
+	if (g.learn == LEARN_DEMOTE && ev->kind == AF_EV_CREATE &&
+	    ev->serial >= 2 &&
+	    !atomic_load_explicit(&g.armed, memory_order_relaxed)) {
+		pthread_mutex_lock(&g.site_lock);
+		af_sites_zero_calls(&g.sites);
+		pthread_mutex_unlock(&g.site_lock);
+		atomic_store_explicit(&g.armed, 1, memory_order_relaxed);
+		g.armed_ns = ev->time_ns;
+		request_flush();
+	}
 	if (g.have_out)
 		af_out_event(&g.out, ev); /* under the lock: from observe */
 }
 
 /* ---- exit ---- */
+
+static void dump_site(void *ctx, const struct af_site *t,
+		      const struct af_site_info *in)
+{
+	fprintf(ctx, "0x%016" PRIx64 " %016" PRIx64 " %u %u %u %" PRIu64
+		" %" PRIu64 " %u\n", in->va, in->code, in->len,
+		atomic_load(&t->flags), (unsigned)atomic_load(&t->calls),
+		(uint64_t)atomic_load(&in->hits),
+		(uint64_t)atomic_load(&in->learned_ns),
+		(unsigned)atomic_load(&t->epochs));
+}
+
+/* sites=FILE: one line per instrumented store site: address, first code
+ * bytes (as a little-endian number), length, flags (1 = writer, 2 =
+ * demoted), callbacks, page-table hits, ns when learned (0 = never),
+ * epochs it ran in (learn=demote only). Statistics only; calls and epochs
+ * count from the arming (learn=demote). */
+static void dump_sites(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		say("cannot write %s", path);
+		return;
+	}
+	fprintf(f, "# va code len flags calls hits learned_ns epochs\n");
+	pthread_mutex_lock(&g.site_lock);
+	af_sites_each(&g.sites, dump_site, f);
+	pthread_mutex_unlock(&g.site_lock);
+	fclose(f);
+}
 
 static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 {
@@ -814,6 +1374,8 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 		pthread_mutex_unlock(&g.lock);
 		return;
 	}
+	if (g.batch)
+		drain();
 	g.closed = 1;
 	for (unsigned v = 0; v < g.n_vcpus; v++)
 		for (int k = 0; k < VC_N; k++)
@@ -828,6 +1390,26 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 	ADD("sites_flush", atomic_load(&g.gc.sites_flush));
 	ADD("sites_cpuid", atomic_load(&g.gc.sites_cpuid));
 	ADD("sites_store", atomic_load(&g.gc.sites_store));
+	ADD("sites_skipped", atomic_load(&g.gc.sites_skipped));
+	ADD("store_sites", g.sites.n);
+	ADD("store_sites_full", g.sites.full);
+	ADD("writers", atomic_load(&g.n_writers));
+	ADD("sites_demoted", atomic_load(&g.gc.demoted));
+	ADD("batch_rechecks", atomic_load(&g.gc.rechecks));
+	ADD("store_callbacks_demoted", waste_now());
+	ADD("writers_after_demotion", atomic_load(&g.n_undemoted));
+	ADD("armed_ns", g.armed_ns);
+	ADD("verify_passes", g.verify_passes);
+	ADD("verify_frames", g.verify.checked);
+	ADD("verify_shadows_full", g.verify.full);
+	ADD("missed_stores", g.missed);
+	ADD("missed_stale", g.missed_stale);
+	ADD("relearns", g.relearns);
+	ADD("learn_windows", g.n_windows);
+	ADD("learn_resets", atomic_load(&g.n_resets));
+	ADD("learn_ns", g.learn != LEARN_WINDOW ? 0 :
+	    g.learn_ns + (atomic_load(&g.filtering) ? 0 :
+			  now_ns() - g.window_start_ns));
 	ADD("mode_by_address", atomic_load(&g.gc.mode_fallback));
 	ADD("untracked_vcpu_callbacks", atomic_load(&g.gc.bad_vcpu));
 	ADD("obs_errors", atomic_load(&g.gc.obs_errors));
@@ -856,6 +1438,8 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 		af_out_summary(&g.out, names, vals, n);
 		af_out_close(&g.out);
 	}
+	if (g.sites_path)
+		dump_sites(g.sites_path);
 	if (g.tw) {
 		rc = af_trace_writer_close(g.tw);
 		g.tw = NULL;
@@ -888,6 +1472,19 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 	/* The engine stays allocated: a vCPU thread may still be inside the
 	 * lock-free page-table check while QEMU exits. */
 	pthread_mutex_unlock(&g.lock);
+}
+
+/* ---- re-registration after a flush ---- */
+
+/* qemu_plugin_reset() has dropped every callback and flushed the translated
+ * code (all vCPUs are stopped now): register again; blocks are translated
+ * afresh in the current mode. */
+static void after_reset(qemu_plugin_id_t id)
+{
+	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
+	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
+	qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);
+	atomic_store_explicit(&g.reset_pending, 0, memory_order_release);
 }
 
 /* ---- options ---- */
@@ -932,6 +1529,20 @@ static int parse_bool(const char *s, int *out)
 	return -1;
 }
 
+/* A duration in ms (whole number) into ns. */
+static int parse_ms(const char *s, uint64_t *ns)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > UINT64_MAX / 1000000)
+		return -1;
+	*ns = (uint64_t)v * 1000000ull;
+	return 0;
+}
+
 AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 				       const qemu_info_t *info, int argc,
 				       char **argv)
@@ -944,7 +1555,19 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 
 	clock_gettime(CLOCK_MONOTONIC, &g.t0);
 	g.policy = ST_NARROW;
-	g.use_icount = 1;
+	g.use_icount = 0;
+	g.learn = LEARN_DEMOTE;
+	g.batch = 1;
+	g.verify_ns = 1000000000ull;
+	g.relearn_gap_ns = 1000000000ull;
+	g.relearn_misses = 16;
+	g.demote_calls = 256;
+	g.demote_epochs = 2;
+	g.flush_waste = 2000000;
+	g.learn_quiet_ns = 2000000000ull;
+	g.learn_min_ns = 0;
+	g.learn_min_hits = 1000;
+	g.id = id;
 	g.truth_lines = 1;
 	g.out.fd = -1;
 
@@ -1018,6 +1641,41 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 			bad = parse_bool(v, &g.low_stores);
 		} else if (IS("icount")) {
 			bad = parse_bool(v, &g.use_icount);
+		} else if (IS("learn")) {
+			if (!strcmp(v, "off"))
+				g.learn = LEARN_OFF;
+			else if (!strcmp(v, "demote") || !strcmp(v, "on"))
+				g.learn = LEARN_DEMOTE;
+			else if (!strcmp(v, "window"))
+				g.learn = LEARN_WINDOW;
+			else
+				bad = 1;
+		} else if (IS("demote")) {
+			bad = parse_size(v, &g.demote_calls) || !g.demote_calls;
+		} else if (IS("verify")) {
+			bad = parse_ms(v, &g.verify_ns);
+		} else if (IS("relearn_misses")) {
+			bad = parse_size(v, &g.relearn_misses) ||
+			      !g.relearn_misses;
+		} else if (IS("verbose")) {
+			bad = parse_bool(v, &g.verbose);
+		} else if (IS("batch")) {
+			bad = parse_bool(v, &g.batch);
+		} else if (IS("demote_epochs")) {
+			bad = parse_size(v, &g.demote_epochs) ||
+			      g.demote_epochs > UINT32_MAX;
+		} else if (IS("flush_waste")) {
+			bad = parse_size(v, &g.flush_waste) || !g.flush_waste;
+		} else if (IS("learn_quiet")) {
+			bad = parse_ms(v, &g.learn_quiet_ns);
+		} else if (IS("learn_min")) {
+			bad = parse_ms(v, &g.learn_min_ns);
+		} else if (IS("learn_hits")) {
+			bad = parse_size(v, &g.learn_min_hits);
+		} else if (IS("relearn")) {
+			bad = parse_ms(v, &g.relearn_ns);
+		} else if (IS("sites")) {
+			g.sites_path = v;
 		} else if (IS("kernel")) {
 			if (!strcmp(v, "cpl"))
 				g.kernel_by_va = 0;
@@ -1111,6 +1769,36 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 		return -1;
 	}
 
+	if (g.policy == ST_OFF)
+		g.learn = LEARN_OFF;
+	if (!ram_path)
+		g.verify_ns = 0; /* nothing to compare with */
+	if (g.verify_ns) {
+		/* a shadow per table frame the engine may track: at most one
+		 * page in 16 is a page table in any guest we know */
+		uint64_t pages = af_ram_phys_top(&g.ram) >> 12;
+		uint64_t cap = pages / 16;
+		if (cap < 256)
+			cap = 256;
+		if (cap > (1u << 20))
+			cap = 1u << 20;
+		rc = af_verify_init(&g.verify, (uint32_t)cap);
+		if (rc) {
+			say("cannot allocate the verification shadows (%s)",
+			    strerror(-rc));
+			return -1;
+		}
+	}
+	if (g.learn != LEARN_OFF || g.sites_path) {
+		rc = af_sites_init(&g.sites, 16);
+		if (rc) {
+			say("cannot allocate the store-site table (%s)",
+			    strerror(-rc));
+			return -1;
+		}
+	}
+	if (g.learn == LEARN_WINDOW)
+		g.n_windows = 1; /* the first learning window opens now */
 	if (g.use_icount) {
 		g.sb = qemu_plugin_scoreboard_new(sizeof(uint64_t));
 		g.icount = (qemu_plugin_u64){ .score = g.sb, .offset = 0 };

@@ -55,6 +55,7 @@ typedef struct {
 } qemu_info_t;
 
 /* ---- callback shapes ---- */
+typedef void (*qemu_plugin_simple_cb_t)(qemu_plugin_id_t id);
 typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
 typedef void (*qemu_plugin_vcpu_simple_cb_t)(qemu_plugin_id_t id,
 					     unsigned int vcpu_index);
@@ -202,6 +203,12 @@ bool qemu_plugin_read_memory_vaddr(uint64_t addr, GByteArray *data,
 struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
 void qemu_plugin_scoreboard_free(struct qemu_plugin_scoreboard *score);
 uint64_t qemu_plugin_u64_get(qemu_plugin_u64 entry, unsigned int vcpu_index);
+
+/* Unregisters every callback of the plugin and flushes all translated
+ * code; cb (may be NULL) runs once that is done, with every vCPU stopped
+ * (from a vCPU thread if called from one). The plugin then registers its
+ * callbacks again. Ignored while a reset is already pending. */
+void qemu_plugin_reset(qemu_plugin_id_t id, qemu_plugin_simple_cb_t cb);
 
 /* Misc. */
 int qemu_plugin_num_vcpus(void);
