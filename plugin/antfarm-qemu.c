@@ -30,11 +30,25 @@
  *   truth=on|off   include ground-truth lines in events= (default on)
  *   summary=FILE   also write the exit summary (one line) to FILE
  *   quiet=on|off   no summary on stderr (default off)
- *   stores=narrow|wide|off  which kernel stores get a memory callback
- *                  (default narrow: mov/xchg/cmpxchg/or/and/bt* of the
- *                  page-table entry size, not stack-relative, no string ops;
- *                  wide: every kernel store of 4 or 8 bytes; off: none, the
- *                  engine only sees root loads and flushes)
+ *   stores=narrow|wide|off  which kernel stores are candidates for a
+ *                  memory callback (default narrow: mov/xchg/cmpxchg/or/and/
+ *                  bt* of the page-table entry size, not stack-relative, no
+ *                  string ops; wide: every kernel store of 4 or 8 bytes; off:
+ *                  none, the engine only sees root loads and flushes)
+ *   learn=demote|window|off  how candidates are narrowed down to the
+ *                  page-table writers (default demote; off: every candidate
+ *                  gets a callback); see plugin/README.md
+ *   demote=N, demote_epochs=N, flush_waste=N  learn=demote: a candidate that
+ *                  ran N times over N epochs without writing a table is
+ *                  dropped (default 256, 2); flush when dropped sites have
+ *                  wasted N callbacks (default 2000000)
+ *   learn_quiet=MS, learn_min=MS, learn_hits=N, relearn=MS  learn=window
+ *   batch=on|off   buffer page-table stores per vCPU (default on)
+ *   verify=MS      compare what the engine knows of each table with RAM this
+ *                  often; feed and count what nobody reported, relearn
+ *                  (default 1000, 0 off); relearn_misses=N (default 16)
+ *   sites=FILE     dump the store-site table at exit (diagnostics)
+ *   verbose=on|off a line per translation flush and relearning
  *   lowstores=on|off  also instrument stores of 64-bit kernel code in the
  *                  lower half of the address space (boot code such as
  *                  Linux's decompressor; default off)
@@ -43,7 +57,7 @@
  *                  (no index) are stack stores and get no callback
  *                  (default off)
  *   icount=on|off  per-vCPU instruction counts from an inline counter
- *                  (default on)
+ *                  (default off: it costs ~5 % CPU)
  *   kernel=cpl|va  how kernel code is recognised at translation time: from
  *                  the CPL (CS.RPL, CR0.PE, EFLAGS.VM; default) or from the
  *                  code address (upper half)
@@ -54,12 +68,16 @@
  * decoded (plugin/x86.c). Writes to CR0/CR3/CR4, INVLPG, INVPCID and CPUID
  * get an instruction callback that reads registers (it runs before the
  * instruction: the source GPR holds the value about to be written). Store
- * candidates get a memory-write callback; it turns the access into a
- * guest-physical address and, only if the engine tracks that page as a page
- * table (a lock-free check), takes the lock and feeds AF_OBS_PT_STORE with
- * the entry as it now is in guest RAM. Every engine call is serialised by
- * one mutex. Time is CLOCK_MONOTONIC ns since the plugin started, shared by
- * all vCPUs; icount is the vCPU's instruction count (TB granularity).
+ * candidates that are (or may be) page-table writers get a memory-write
+ * callback (plugin/sites.c: learned at run time, see learn=); it turns the
+ * access into a guest-physical address and, if the engine tracks that page
+ * as a page table (a lock-free check) or the store is a known writer's,
+ * passes AF_OBS_PT_STORE with the entry as it now is in guest RAM (batch=on:
+ * through a per-vCPU buffer fed before the next other observation).
+ * verify= (plugin/verify.c) catches stores nobody reported. Every engine
+ * call is serialised by one mutex. Time is CLOCK_MONOTONIC ns since the
+ * plugin started, shared by all vCPUs; icount is the vCPU's instruction
+ * count (TB granularity).
  *
  * Kernel code is told at translation time: QEMU keys each translation block
  * by the CPU mode (CPL, code size, ...), so registers read while translating
@@ -496,7 +514,6 @@ static void learn_switch(int filter, uint64_t now)
 	g.window_hits = 0;
 	request_flush();
 }
-
 
 /* learn=demote: flushes once the sites already demoted have wasted
  * flush_waste callbacks since the last flush. Any thread, no lock: called
