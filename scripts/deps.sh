@@ -6,8 +6,10 @@
 #                           bookworm-backports, cpio and gcc-multilib for
 #                           guest images)
 #   scripts/deps.sh test    run + what the test suite uses (fuzzer, jq,
-#                           nbdkit and libnbd for the block server)
-#   scripts/deps.sh all     test + what bench/ uses (gnuplot)
+#                           nbdkit and libnbd for the block server,
+#                           gnuplot for antfarm plot)
+#   scripts/deps.sh all     test + what bench/ uses (debootstrap and
+#                           e2fsprogs for the compile guest's root disk)
 #
 # Only missing packages are installed; when nothing is missing it is silent
 # and quick. Needs root (or sudo) to install; without it, it names what is
@@ -17,8 +19,8 @@ group=${1:-test}
 
 build_pkgs="pkg-config libglib2.0-dev"
 run_pkgs="$build_pkgs cpio gcc-multilib"
-test_pkgs="$run_pkgs libclang-rt-14-dev jq nbdkit nbdkit-plugin-dev libnbd-dev python3-libnbd"
-all_pkgs="$test_pkgs gnuplot-nox"
+test_pkgs="$run_pkgs libclang-rt-14-dev jq nbdkit nbdkit-plugin-dev libnbd-dev python3-libnbd gnuplot-nox"
+all_pkgs="$test_pkgs debootstrap e2fsprogs"
 bpo_pkgs="qemu-system-x86"   # QEMU 10 comes from bookworm-backports
 
 case $group in
