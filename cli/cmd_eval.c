@@ -13,9 +13,11 @@ static int run_eval(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
+		{ "strict-pcid", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum cli_format fmt = CLI_FMT_TEXT;
+	unsigned engine_flags = 0;
 	int c;
 
 	optind = 1;
@@ -33,6 +35,9 @@ static int run_eval(int argc, char **argv)
 					"unknown format '%s' (text, json, csv)",
 					optarg);
 			break;
+		case 'P':
+			engine_flags |= AF_ENGINE_STRICT_PCID;
+			break;
 		default:
 			return cli_bad_option("eval", c, argv);
 		}
@@ -43,7 +48,7 @@ static int run_eval(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct af_eval_result res;
-	rc = af_eval_trace(r, &res);
+	rc = af_eval_trace_flags(r, engine_flags, &res);
 	if (rc < 0) {
 		rc = cli_trace_error(path, r, rc);
 		af_trace_reader_free(r);
@@ -62,7 +67,7 @@ const struct cli_cmd cli_cmd_eval = {
 	.name = "eval",
 	.summary = "score inference over a trace against its ground truth",
 	.usage =
-		"usage: antfarm eval TRACE [--format text|json|csv]\n"
+		"usage: antfarm eval TRACE [--format text|json|csv] [--strict-pcid]\n"
 		"\n"
 		"Replays TRACE ('-' for stdin) and matches every process and\n"
 		"address-space create and exit the guest reported to one\n"
@@ -80,6 +85,10 @@ const struct cli_cmd cli_cmd_eval = {
 		"                    false_positives.*, as_false_negatives.*,\n"
 		"                    as_false_positives.*, lag.create.*,\n"
 		"                    lag.exit.*, window.*);\n"
-		"                    csv: a header line and one row\n",
+		"                    csv: a header line and one row\n"
+		"      --strict-pcid  with PCIDs, an address space that is loaded\n"
+		"                    nowhere has exited only once its PCID was\n"
+		"                    flushed on every vCPU (default: once it is\n"
+		"                    drained; docs/engine.md says why)\n",
 	.run = run_eval,
 };

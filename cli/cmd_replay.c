@@ -103,9 +103,11 @@ static int run_replay(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
+		{ "strict-pcid", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct replay_out o = { .f = stdout, .fmt = CLI_FMT_TEXT };
+	unsigned engine_flags = 0;
 	int c;
 
 	optind = 1;
@@ -123,6 +125,9 @@ static int run_replay(int argc, char **argv)
 					"unknown format '%s' (text, jsonl, csv)",
 					optarg);
 			break;
+		case 'P':
+			engine_flags |= AF_ENGINE_STRICT_PCID;
+			break;
 		default:
 			return cli_bad_option("replay", c, argv);
 		}
@@ -138,7 +143,7 @@ static int run_replay(int argc, char **argv)
 	struct af_replay_sink sink = { print_event, ignore_truth, &o };
 	struct af_counters cnt;
 	memset(&cnt, 0, sizeof(cnt));
-	rc = af_replay(r, &sink, &cnt);
+	rc = af_replay_flags(r, &sink, engine_flags, &cnt);
 	if (rc < 0) {
 		fflush(stdout);
 		rc = cli_trace_error(path, r, rc);
@@ -155,7 +160,7 @@ const struct cli_cmd cli_cmd_replay = {
 	.name = "replay",
 	.summary = "re-run inference over a trace and print what it infers",
 	.usage =
-		"usage: antfarm replay TRACE [--format text|jsonl|csv]\n"
+		"usage: antfarm replay TRACE [--format text|jsonl|csv] [--strict-pcid]\n"
 		"\n"
 		"Re-runs process inference offline over TRACE ('-' for stdin)\n"
 		"and prints every inferred event in time order.\n"
@@ -166,6 +171,10 @@ const struct cli_cmd cli_cmd_replay = {
 		"                    time_ns, vcpu, event (create|exit|switch),\n"
 		"                    asid (\"0x...\"), prev_asid (switches;\n"
 		"                    null for none), serial, icount;\n"
-		"                    csv: a header line, then one row per event\n",
+		"                    csv: a header line, then one row per event\n"
+		"      --strict-pcid  with PCIDs, an address space that is loaded\n"
+		"                    nowhere has exited only once its PCID was\n"
+		"                    flushed on every vCPU (default: once it is\n"
+		"                    drained; docs/engine.md says why)\n",
 	.run = run_replay,
 };

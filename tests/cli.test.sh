@@ -189,6 +189,21 @@ done
 [ "$(json_get "$tmp/e.json" .inferred.create)" -le "$n_create" ] || fail "eval: more creates than replay"
 [ "$(json_get "$tmp/e.json" .inferred.switch)" -le "$n_switch" ] || fail "eval: more switches than replay"
 
+# --strict-pcid: with PCIDs, the strict rule waits for a PCID flush that
+# Linux-like kernels delay, so it can only lose exits, never gain them.
+tpc=$tmp/pcid.trace
+expect_rc 0 "$ANTFARM" synth --os linux2.6 --workload forkexec -n 40 --pcid --kpti -o "$tpc"
+expect_rc 0 "$ANTFARM" eval --format json "$tpc"
+cp "$tmp/out" "$tmp/pd.json"
+expect_rc 0 "$ANTFARM" eval --format json --strict-pcid "$tpc"
+cp "$tmp/out" "$tmp/ps.json"
+[ "$(json_get "$tmp/pd.json" .false_negatives.exit)" -eq 0 ] || fail "eval: PCID exit false negatives by default"
+[ "$(json_get "$tmp/ps.json" .inferred.exit)" -lt "$(json_get "$tmp/pd.json" .inferred.exit)" ] ||
+	fail "eval --strict-pcid infers as many exits as the default rule"
+expect_rc 0 "$ANTFARM" replay --strict-pcid "$tpc"
+grep -q '^summary: ' "$tmp/out" || fail "replay --strict-pcid: no summary"
+expect_error 2 "$ANTFARM" eval --strict-pcid=1 "$tpc"
+
 expect_rc 0 "$ANTFARM" eval "$t26"
 grep -q 'Process.*Addr Spc.*Inferred.*Process.*Addr Spc.*Inferred.*Context.*CS' "$tmp/out" ||
 	fail "eval text: no Table 2 heading"

@@ -79,6 +79,10 @@ AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out);
 /* Replays a whole trace and scores it. Errors as af_replay(). */
 AF_API int af_eval_trace(struct af_trace_reader *r,
 			 struct af_eval_result *out);
+/* The same, replaying with AF_ENGINE_* flags (see af_replay_flags()). */
+AF_API int af_eval_trace_flags(struct af_trace_reader *r,
+			       unsigned engine_flags,
+			       struct af_eval_result *out);
 
 #ifdef __cplusplus
 }

@@ -171,6 +171,13 @@ struct af_replay_sink {
 AF_API int af_replay(struct af_trace_reader *r,
 		     const struct af_replay_sink *sink,
 		     struct af_counters *counters);
+/* The same with AF_ENGINE_* flags for the engine (af_engine_config.flags),
+ * e.g. AF_ENGINE_STRICT_PCID; af_replay() is this with flags 0. Unknown
+ * flag bits give -EINVAL. */
+AF_API int af_replay_flags(struct af_trace_reader *r,
+			   const struct af_replay_sink *sink,
+			   unsigned engine_flags,
+			   struct af_counters *counters);
 /* The message for the last af_replay() failure that was not a read error. */
 AF_API const char *af_replay_error(void);
 

@@ -823,6 +823,13 @@ static void sink_truth(void *ctx, const struct af_truth *t)
 
 AF_API int af_eval_trace(struct af_trace_reader *r, struct af_eval_result *out)
 {
+	return af_eval_trace_flags(r, 0, out);
+}
+
+AF_API int af_eval_trace_flags(struct af_trace_reader *r,
+			       unsigned engine_flags,
+			       struct af_eval_result *out)
+{
 	if (!r || !out)
 		return -EINVAL;
 	struct trace_ctx c = { 0 };
@@ -830,7 +837,7 @@ AF_API int af_eval_trace(struct af_trace_reader *r, struct af_eval_result *out)
 	if (rc)
 		return rc;
 	struct af_replay_sink sink = { sink_event, sink_truth, &c };
-	rc = af_replay(r, &sink, NULL);
+	rc = af_replay_flags(r, &sink, engine_flags, NULL);
 	if (!rc)
 		rc = c.err;
 	if (!rc)

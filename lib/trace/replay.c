@@ -506,6 +506,13 @@ static void on_event(void *ctx, const struct af_event *ev)
 int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 	      struct af_counters *counters)
 {
+	return af_replay_flags(r, sink, 0, counters);
+}
+
+int af_replay_flags(struct af_trace_reader *r,
+		    const struct af_replay_sink *sink, unsigned engine_flags,
+		    struct af_counters *counters)
+{
 	const struct af_trace_info *info;
 	struct af_engine_config cfg;
 	struct af_engine *e = NULL;
@@ -516,7 +523,7 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 	replay_msg[0] = 0;
 	if (counters)
 		memset(counters, 0, sizeof *counters);
-	if (!r)
+	if (!r || (engine_flags & ~AF_ENGINE_STRICT_PCID))
 		return -EINVAL;
 	if (r->err)
 		return r->err;
@@ -534,6 +541,7 @@ int af_replay(struct af_trace_reader *r, const struct af_replay_sink *sink,
 	cfg.n_vcpus = info->n_vcpus;
 	cfg.phys_bytes = info->phys_bytes;
 	cfg.ctx_bits = info->ctx_bits;
+	cfg.flags = engine_flags;
 	cfg.read_phys = aft_image_read;
 	cfg.view_phys = image_view;
 	cfg.read_ctx = &rp.img;
