@@ -78,20 +78,24 @@ int cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* The output formats by name. */
+static const struct {
+	const char *name;   /* as typed */
+	enum cli_format f;  /* value */
+} format_tab[] = {
+	{ "text", CLI_FMT_TEXT },
+	{ "json", CLI_FMT_JSON },
+	{ "jsonl", CLI_FMT_JSONL },
+	{ "csv", CLI_FMT_CSV },
+};
+#define N_FORMATS (sizeof(format_tab) / sizeof(format_tab[0]))
+
 int cli_parse_format(const char *name, unsigned allowed, enum cli_format *out)
 {
-	static const struct {
-		const char *name;   /* as typed */
-		enum cli_format f;  /* value */
-	} tab[] = {
-		{ "text", CLI_FMT_TEXT },
-		{ "json", CLI_FMT_JSON },
-		{ "jsonl", CLI_FMT_JSONL },
-		{ "csv", CLI_FMT_CSV },
-	};
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (!strcmp(name, tab[i].name) && (allowed & (1u << tab[i].f))) {
-			*out = tab[i].f;
+	for (size_t i = 0; i < N_FORMATS; i++) {
+		if (!strcmp(name, format_tab[i].name) &&
+		    (allowed & (1u << format_tab[i].f))) {
+			*out = format_tab[i].f;
 			return 0;
 		}
 	}
@@ -216,4 +220,49 @@ int cli_open_trace_arg(const char *cmd, int argc, char **argv,
 					    "one trace at a time");
 	*path = argv[optind];
 	return cli_open_trace(*path, out);
+}
+
+int cli_trace_command(const char *cmd, int argc, char **argv,
+		      unsigned formats, enum cli_format *fmt,
+		      unsigned *engine_flags, const char **path,
+		      struct af_trace_reader **out)
+{
+	struct option longopts[3];
+	unsigned n = 0;
+	int c;
+
+	/* Only the options this command has are known to getopt. */
+	if (formats)
+		longopts[n++] = (struct option){ "format", required_argument,
+						 NULL, 'f' };
+	if (engine_flags)
+		longopts[n++] = (struct option){ "strict-pcid", no_argument,
+						 NULL, 'P' };
+	longopts[n] = (struct option){ NULL, 0, NULL, 0 };
+	*out = NULL;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, formats ? ":f:" : ":", longopts,
+				NULL)) != -1) {
+		if (c == 'f') {
+			if (!cli_parse_format(optarg, formats, fmt))
+				continue;
+			char names[64] = "";
+			for (size_t i = 0; i < N_FORMATS; i++) {
+				if (!(formats & (1u << format_tab[i].f)))
+					continue;
+				if (names[0])
+					strcat(names, ", ");
+				strcat(names, format_tab[i].name);
+			}
+			return cli_usage_error(cmd, "unknown format '%s' (%s)",
+					       optarg, names);
+		}
+		if (c == 'P') {
+			*engine_flags |= AF_ENGINE_STRICT_PCID;
+			continue;
+		}
+		return cli_bad_option(cmd, c, argv);
+	}
+	return cli_open_trace_arg(cmd, argc, argv, path, out);
 }

@@ -72,6 +72,17 @@ int cli_open_trace(const char *path, struct af_trace_reader **out);
 int cli_open_trace_arg(const char *cmd, int argc, char **argv,
 		       const char **path, struct af_trace_reader **out);
 
+/* The command line of a command reading one trace: [-f|--format FMT]
+ * (when formats, a mask of 1u << CLI_FMT_*, is not 0; *fmt keeps its value
+ * when not given), [--strict-pcid] (when engine_flags is not NULL: sets
+ * AF_ENGINE_STRICT_PCID in it), then TRACE, which it opens. Returns 0 with
+ * *path and *out set, or reports the bad command line (CLI_EXIT_USAGE) or
+ * the unreadable trace (CLI_EXIT_INPUT). */
+int cli_trace_command(const char *cmd, int argc, char **argv,
+		      unsigned formats, enum cli_format *fmt,
+		      unsigned *engine_flags, const char **path,
+		      struct af_trace_reader **out);
+
 /* Reports a failure of af_replay()/af_trace_next() on r (rc < 0) for path;
  * returns CLI_EXIT_INPUT. */
 int cli_trace_error(const char *path, struct af_trace_reader *r, int rc);

@@ -4,7 +4,6 @@
  */
 #include "cli.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -132,18 +131,10 @@ static void dump_mem(FILE *f, uint64_t gpa, uint32_t len, const uint8_t *d)
 
 static int run_dump(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-		return cli_bad_option("dump", c, argv);
 	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace_arg("dump", argc, argv, &path, &r);
+	int rc = cli_trace_command("dump", argc, argv, 0, NULL, NULL, &path,
+				   &r);
 	if (rc)
 		return rc;
 	const struct af_trace_info *info = af_trace_reader_info(r);

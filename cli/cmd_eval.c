@@ -6,45 +6,18 @@
 #include "cli.h"
 #include "report.h"
 
-#include <getopt.h>
 #include <string.h>
 
 static int run_eval(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "strict-pcid", no_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 },
-	};
 	enum cli_format fmt = CLI_FMT_TEXT;
 	unsigned engine_flags = 0;
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":f:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (cli_parse_format(optarg,
-					     1u << CLI_FMT_TEXT |
-						     1u << CLI_FMT_JSON |
-						     1u << CLI_FMT_CSV,
-					     &fmt))
-				return cli_usage_error(
-					"eval",
-					"unknown format '%s' (text, json, csv)",
-					optarg);
-			break;
-		case 'P':
-			engine_flags |= AF_ENGINE_STRICT_PCID;
-			break;
-		default:
-			return cli_bad_option("eval", c, argv);
-		}
-	}
 	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace_arg("eval", argc, argv, &path, &r);
+	int rc = cli_trace_command("eval", argc, argv,
+				   1u << CLI_FMT_TEXT | 1u << CLI_FMT_JSON |
+					   1u << CLI_FMT_CSV,
+				   &fmt, &engine_flags, &path, &r);
 	if (rc)
 		return rc;
 	struct af_eval_result res;

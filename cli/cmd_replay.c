@@ -5,7 +5,6 @@
  */
 #include "cli.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -101,40 +100,14 @@ static void print_counters(FILE *f, const struct af_counters *c)
 
 static int run_replay(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "strict-pcid", no_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct replay_out o = { .f = stdout, .fmt = CLI_FMT_TEXT };
 	unsigned engine_flags = 0;
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":f:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (cli_parse_format(optarg,
-					     1u << CLI_FMT_TEXT |
-						     1u << CLI_FMT_JSONL |
-						     1u << CLI_FMT_CSV,
-					     &o.fmt))
-				return cli_usage_error(
-					"replay",
-					"unknown format '%s' (text, jsonl, csv)",
-					optarg);
-			break;
-		case 'P':
-			engine_flags |= AF_ENGINE_STRICT_PCID;
-			break;
-		default:
-			return cli_bad_option("replay", c, argv);
-		}
-	}
 	const char *path;
 	struct af_trace_reader *r;
-	int rc = cli_open_trace_arg("replay", argc, argv, &path, &r);
+	int rc = cli_trace_command("replay", argc, argv,
+				   1u << CLI_FMT_TEXT | 1u << CLI_FMT_JSONL |
+					   1u << CLI_FMT_CSV,
+				   &o.fmt, &engine_flags, &path, &r);
 	if (rc)
 		return rc;
 	if (o.fmt == CLI_FMT_CSV)
