@@ -163,3 +163,13 @@ $(BUILD)/obj/tests/unit/test_blockserver_core.o: $(wildcard blockserver/*.h)
 $(BUILD)/tests/test_blockserver_core: $(BUILD)/obj/tests/unit/test_blockserver_core.o $(TEST_HARNESS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS) -lpthread
+
+# antfarm-blockserver: our own NBD front end over the same core (no nbdkit;
+# blockserver/nbd-*.c). The protocol part is fuzzed without sockets.
+BS_NBD_OBJS := $(BUILD)/obj/blockserver/nbd-proto.o $(BUILD)/obj/blockserver/nbd-server.o
+all: $(BUILD)/antfarm-blockserver
+$(BUILD)/antfarm-blockserver: $(BS_NBD_OBJS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(BS_NBD_OBJS) $(BS_CORE_OBJS) $(BUILD)/libiosched.a $(BUILD)/libantfarm.a $(LDLIBS) -lpthread
+$(BUILD)/fuzz/fuzz_nbd: tests/fuzz/fuzz_nbd.c blockserver/nbd-proto.c blockserver/nbd-proto.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -I. -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< blockserver/nbd-proto.c
