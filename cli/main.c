@@ -6,12 +6,16 @@
 
 #include <string.h>
 
+/* cli/cmd_plot.c (declared here rather than in cli.h, which is shared). */
+extern const struct cli_cmd cli_cmd_plot;
+
 static const struct cli_cmd *const cmds[] = {
 	&cli_cmd_replay,
 	&cli_cmd_eval,
 	&cli_cmd_dump,
 	&cli_cmd_synth,
 	&cli_cmd_run,
+	&cli_cmd_plot,
 	&cli_cmd_iosched,
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -63,6 +63,19 @@
  *                  code address (upper half)
  *   vcpus=N        vCPUs the engine tracks (default: QEMU's max_vcpus)
  *   guest=TEXT     free-form guest description stored in the trace
+ *   assoc=PATH     publish the simple context association (paper 7.2) in
+ *                  the association file PATH (include/antfarm/assoc.h):
+ *                  the address space current on each vCPU, and the one
+ *                  current on the vCPU that last notified the guest's disk;
+ *                  created at install, removed at exit
+ *   assoc-notify=SPEC  which I/O accesses are disk notifications
+ *                  (repeatable; plugin/notify.h): virtio-blk (default),
+ *                  name:PREFIX, any, ADDR[+LEN], io:PORT[+LEN]
+ *   assoc-early=on|off  publish a notification before the store of a
+ *                  site that has notified (default on; off: after it, from
+ *                  the memory callback: racing with the device)
+ *   assoc-demote=N a 16-bit store site that stored to RAM N times and
+ *                  never to I/O is dropped (default 16, 0 never)
  *
  * How it works: at translation time each instruction of kernel-mode code is
  * decoded (plugin/x86.c). Writes to CR0/CR3/CR4, INVLPG, INVPCID and CPUID
@@ -92,11 +105,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <antfarm/assoc.h>
 #include <antfarm/channel.h>
 #include <antfarm/engine.h>
 #include <antfarm/trace.h>
 
+#include "notify.h"
 #include "output.h"
 #include "qemu-api.h"
 #include "ram.h"
@@ -141,13 +157,20 @@ enum vcounter {
 	VC_STORE_PT,     /* ... that hit a tracked page table */
 	VC_EA_FAIL,      /* INVLPG/INVPCID address not computable */
 	VC_REG_FAIL,     /* register reads that failed */
+	VC_KICK_CB,      /* assoc: callbacks of candidate 16-bit stores */
+	VC_KICK_IO,      /* ... that were I/O accesses */
+	VC_KICK,         /* disk notifications (stores and outs) */
+	VC_KICK_EARLY,   /* ... published before the access */
+	VC_OUT_CB,       /* assoc: callbacks of candidate 16-bit outs */
 	VC_N
 };
 
 static const char *const vc_names[VC_N] = {
 	"cr3_writes", "cr0_writes", "cr4_writes", "invlpg", "invpcid",
 	"cpuid_kernel", "truth_events", "store_callbacks", "store_pt_hits",
-	"flush_addr_unknown", "reg_read_failures",
+	"flush_addr_unknown", "reg_read_failures", "assoc_store_callbacks",
+	"assoc_io_stores", "assoc_notifies", "assoc_notifies_early",
+	"assoc_out_callbacks",
 };
 
 /* A page-table store waiting to be fed (batch=on). */
@@ -164,6 +187,9 @@ struct ptrec {
 struct vcpu {
 	_Alignas(64) uint64_t c[VC_N]; /* counters */
 	uint32_t paging;     /* last mode|flags<<8 fed, UINT32_MAX none */
+	const void *kick_pre; /* assoc: the store site whose notification
+				 was published before it ran (see
+				 on_kick_pre), NULL none */
 	atomic_uint_least64_t waste; /* callbacks of sites already demoted
 					(read by other threads) */
 	/* batch=on: a single-producer ring (this vCPU's thread) drained
@@ -187,6 +213,13 @@ struct gcounters {
 	atomic_uint_fast64_t mode_fallback; /* blocks classified by address */
 	atomic_uint_fast64_t bad_vcpu;      /* callbacks from untracked vCPUs */
 	atomic_uint_fast64_t obs_errors;    /* observations the engine refused */
+	atomic_uint_fast64_t sites_kick;    /* assoc: 16-bit stores instrumented */
+	atomic_uint_fast64_t sites_kick_pre; /* ... with a callback before */
+	atomic_uint_fast64_t sites_out;     /* assoc: outs instrumented */
+	atomic_uint_fast64_t sites_kick_skipped; /* ... 16-bit stores left out
+						    (demoted) */
+	atomic_uint_fast64_t kick_demoted;  /* assoc: 16-bit store sites
+					       demoted */
 };
 
 /* Register handles (the same for every vCPU of a machine). */
@@ -277,6 +310,33 @@ static struct {
 	uint64_t relearn_gap_ns;          /* least time between relearns */
 	uint64_t last_relearn_ns;         /* last relearn */
 	struct af_sites sites;            /* instrumented store sites */
+
+	/* context association (assoc=); the file's slots are written under
+	 * lock, the learned state is atomics */
+	const char *assoc_path;           /* assoc=PATH, NULL: off */
+	int assoc_on;                     /* assoc= given (set at install) */
+	int assoc_early;                  /* assoc-early=on: publish before
+					     the stores of learned sites */
+	uint64_t assoc_demote;            /* assoc-demote=N: RAM stores that
+					     drop a 16-bit store site */
+	struct af_assoc *assoc;           /* the file, NULL when off/closed */
+	struct af_notify nt;              /* what a notification is */
+	struct af_sites kick_sites;       /* 16-bit store sites; flag
+					     AF_SITE_WRITER: it has notified */
+	uint64_t assoc_cur[AF_MAX_VCPUS]; /* serial published per vCPU */
+	uint64_t assoc_vcpu_pubs;         /* vCPU slot publishes */
+	uint64_t assoc_none;              /* notifications with no process
+					     current on the vCPU */
+	uint64_t assoc_errors;            /* publishes that failed */
+	atomic_uint_least64_t assoc_false_pre; /* published early, but the
+					     store was no notification */
+	atomic_uint_least64_t assoc_kick_sites; /* sites learned */
+	struct af_kick {
+		struct af_site *site;     /* its entry in kick_sites */
+		uint64_t desc;            /* its packed memory operand */
+	} kicks[64];                      /* notifying sites with a callback
+					     before them (under site_lock) */
+	unsigned n_kicks;                 /* kicks[] used */
 
 	/* vCPU side */
 	struct regs r;                    /* register handles */
@@ -1101,6 +1161,225 @@ static void on_store(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t va,
 	leave();
 }
 
+/* ---- context association (assoc=) ---- */
+
+/* Publishes what vCPU v now runs. Caller holds the lock. */
+static void assoc_vcpu(unsigned v, uint64_t asid, uint64_t serial)
+{
+	if (af_assoc_publish_vcpu(g.assoc, v, asid, serial,
+				  af_assoc_now_ns()))
+		g.assoc_errors++;
+	else
+		g.assoc_vcpu_pubs++;
+	g.assoc_cur[v] = serial;
+}
+
+/* The vCPU slots follow the engine's view: a switch (or a create: the
+ * switch to it follows at once and publishes nothing new) makes a space
+ * current on the vCPU of the event; an exit leaves nothing current where
+ * the space was. Caller holds the lock (inside an observation). */
+static void assoc_event(const struct af_event *ev)
+{
+	if (ev->kind == AF_EV_SWITCH || ev->kind == AF_EV_CREATE) {
+		if (ev->vcpu < g.n_vcpus && g.assoc_cur[ev->vcpu] != ev->serial)
+			assoc_vcpu(ev->vcpu, ev->asid, ev->serial);
+	} else if (ev->kind == AF_EV_EXIT) {
+		for (unsigned v = 0; v < g.n_vcpus; v++)
+			if (g.assoc_cur[v] == ev->serial)
+				assoc_vcpu(v, AF_ASID_NONE, 0);
+	}
+}
+
+/* vCPU v has notified the disk: its current space goes to the notify slot.
+ * Caller holds the lock. */
+static void assoc_notify(unsigned v)
+{
+	int rc = af_assoc_publish_notify(g.assoc, v, af_assoc_now_ns());
+
+	if (rc == -ENOENT || (!rc && !g.assoc_cur[v]))
+		g.assoc_none++;
+	else if (rc)
+		g.assoc_errors++;
+}
+
+/* ---- disk notifications (assoc=) ---- */
+
+/* A candidate notification store has happened (16-bit mov by kernel code;
+ * memory callbacks run after the access). ud is its site in kick_sites
+ * (NULL: the table was full). An I/O store that the specs call a
+ * notification publishes the notifying vCPU's space, unless on_kick_pre
+ * already did so before the store; its site and page are learned, and the
+ * code is flushed once so that the site gets on_kick_pre: QEMU without
+ * ioeventfd (TCG) runs the device, and so sends the disk request, inside
+ * the store, before this callback. */
+static void on_kick_store(unsigned vcpu, qemu_plugin_meminfo_t info,
+			  uint64_t va, void *ud)
+{
+	struct af_site *site = ud;
+	struct vcpu *vs = vcpu_of(vcpu);
+	struct qemu_plugin_hwaddr *hw;
+	const char *name;
+	int early, match, flush = 0;
+	uint64_t pa;
+
+	if (!vs)
+		return;
+	early = site && vs->kick_pre == site;
+	vs->kick_pre = NULL;
+	if (site && (atomic_load_explicit(&site->flags, memory_order_relaxed) &
+		     AF_SITE_DEMOTED)) {
+		/* in a block translated before the demotion: waste until
+		 * the next flush */
+		if (!(af_site_count(&vs->waste) & 4095))
+			waste_check();
+		return;
+	}
+	vs->c[VC_KICK_CB]++;
+	hw = qemu_plugin_get_hwaddr(info, va);
+	if (!hw || !qemu_plugin_hwaddr_is_io(hw)) {
+		if (early)
+			atomic_fetch_add(&g.assoc_false_pre, 1);
+		/* device registers are written by their own accessors: a
+		 * site that keeps storing to RAM and never did I/O is
+		 * dropped at the next translation */
+		if (site && g.assoc_demote && !af_site_is_writer(site) &&
+		    af_site_count32(&site->calls) >= g.assoc_demote &&
+		    af_site_demote(site))
+			gc_inc(&g.gc.kick_demoted);
+		return;
+	}
+	vs->c[VC_KICK_IO]++;
+	pa = qemu_plugin_hwaddr_phys_addr(hw);
+	name = qemu_plugin_hwaddr_device_name(hw);
+	match = af_notify_match_mmio(&g.nt, pa, name);
+	if (enter())
+		return;
+	af_notify_target(&g.nt, pa, name, 0, match,
+			 match ? g.assoc_cur[vcpu] : 0);
+	if (match) {
+		vs->c[VC_KICK]++;
+		if (early)
+			vs->c[VC_KICK_EARLY]++;
+		else
+			assoc_notify(vcpu);
+		if (af_notify_page_add(&g.nt, va) == 1)
+			flush = 1;
+		if (site && af_site_mark_writer(site,
+						af_site_info(&g.kick_sites, site),
+						now_ns())) {
+			atomic_fetch_add(&g.assoc_kick_sites, 1);
+			flush = 1;
+		}
+	} else if (early) {
+		atomic_fetch_add(&g.assoc_false_pre, 1);
+	}
+	leave();
+	if (flush)
+		request_flush();
+}
+
+/* Before a store of a site that has notified: if it is about to write to
+ * a page where notifications were seen, publish now (the store's callback
+ * confirms, and counts it as early). ud: its struct af_kick. */
+static void on_kick_pre(unsigned vcpu, void *ud)
+{
+	const struct af_kick *k = ud;
+	struct vcpu *vs = vcpu_of(vcpu);
+	uint64_t ea;
+
+	if (!vs)
+		return;
+	vs->kick_pre = NULL;
+	if (eff_addr(vs, k->desc, &ea)) {
+		vs->c[VC_EA_FAIL]++;
+		return;
+	}
+	if (!af_notify_page_known(&g.nt, ea))
+		return;
+	if (enter())
+		return;
+	assoc_notify(vcpu);
+	leave();
+	vs->kick_pre = k->site;
+}
+
+/* A 16-bit out by kernel code, before it runs (legacy virtio-pci notifies
+ * with one). ud: the immediate port, or 0x10000 for %dx. */
+static void on_kick_out(unsigned vcpu, void *ud)
+{
+	uint64_t port = (uintptr_t)ud;
+	struct vcpu *vs = vcpu_of(vcpu);
+	int match;
+
+	if (!vs)
+		return;
+	vs->c[VC_OUT_CB]++;
+	if (port > 0xffff) {
+		if (need(vs, g.r.gpr[AF_X86_RDX], &port))
+			return;
+		port &= 0xffff;
+	}
+	match = af_notify_match_port(&g.nt, port);
+	if (enter())
+		return;
+	af_notify_target(&g.nt, port, NULL, 1, match,
+			 match ? g.assoc_cur[vcpu] : 0);
+	if (match) {
+		vs->c[VC_KICK]++;
+		vs->c[VC_KICK_EARLY]++;
+		assoc_notify(vcpu);
+	}
+	leave();
+}
+
+/* The kick entry of a notifying site (created now); NULL if the table is
+ * full. Caller holds site_lock. */
+static struct af_kick *kick_entry(struct af_site *site, uint64_t desc)
+{
+	for (unsigned i = 0; i < g.n_kicks; i++)
+		if (g.kicks[i].site == site)
+			return &g.kicks[i];
+	if (g.n_kicks >= sizeof(g.kicks) / sizeof(g.kicks[0]))
+		return NULL;
+	g.kicks[g.n_kicks] = (struct af_kick){ .site = site, .desc = desc };
+	return &g.kicks[g.n_kicks++];
+}
+
+/* assoc=: instruments a kernel 16-bit mov store, a candidate notification:
+ * a memory callback, and, once its site has notified, a callback before it
+ * (register reads, so only there). */
+static void instrument_kick(struct qemu_plugin_insn *insn,
+			    const struct af_x86_insn *in, enum af_x86_mode mode,
+			    const uint8_t *b, size_t len)
+{
+	uint64_t iva = qemu_plugin_insn_vaddr(insn);
+	struct af_kick *k = NULL;
+	struct af_site *site;
+
+	unsigned f = 0;
+
+	pthread_mutex_lock(&g.site_lock);
+	site = af_sites_get(&g.kick_sites, iva, b, len);
+	if (site)
+		f = atomic_load_explicit(&site->flags, memory_order_relaxed);
+	if ((f & AF_SITE_WRITER) && g.assoc_early)
+		k = kick_entry(site, (uint64_t)(uintptr_t)pack(in, mode));
+	pthread_mutex_unlock(&g.site_lock);
+	if ((f & AF_SITE_DEMOTED) && !(f & AF_SITE_WRITER)) {
+		gc_inc(&g.gc.sites_kick_skipped);
+		return;
+	}
+	if (k) {
+		qemu_plugin_register_vcpu_insn_exec_cb(
+			insn, on_kick_pre, QEMU_PLUGIN_CB_R_REGS, k);
+		gc_inc(&g.gc.sites_kick_pre);
+	}
+	qemu_plugin_register_vcpu_mem_cb(insn, on_kick_store,
+					 QEMU_PLUGIN_CB_NO_REGS,
+					 QEMU_PLUGIN_MEM_W, site);
+	gc_inc(&g.gc.sites_kick);
+}
+
 /* ---- translation ---- */
 
 /* Is the block at va kernel code, and in which code mode? *paging_off is set
@@ -1218,9 +1497,27 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 				insn, on_cpuid, QEMU_PLUGIN_CB_R_REGS, NULL);
 			gc_inc(&g.gc.sites_cpuid);
 			break;
+		case AF_X86_OUT:
+			if (!g.assoc_on || !g.nt.have_port || in.opsize != 2)
+				break;
+			qemu_plugin_register_vcpu_insn_exec_cb(
+				insn, on_kick_out, QEMU_PLUGIN_CB_R_REGS,
+				(void *)(uintptr_t)(in.port_dx ? 0x10000u
+							       : in.port));
+			gc_inc(&g.gc.sites_out);
+			break;
 		case AF_X86_STORE: {
 			uint64_t iva = qemu_plugin_insn_vaddr(insn);
 			struct af_site *site = NULL;
+
+			/* assoc=: a 16-bit mov may notify the disk (no page
+			 * table is written 16 bits at a time: such a store
+			 * is never a page-table candidate) */
+			if (g.assoc_on && in.opsize == 2 &&
+			    in.store == AF_X86_ST_MOV && g.nt.have_mmio) {
+				instrument_kick(insn, &in, mode, b, len);
+				break;
+			}
 
 			/* with paging off no store can change a mapping */
 			if (paging_off || !store_wanted(&in, mode, iva))
@@ -1339,6 +1636,8 @@ static void on_event(void *ctx, const struct af_event *ev)
 	}
 	if (g.have_out)
 		af_out_event(&g.out, ev); /* under the lock: from observe */
+	if (g.assoc)
+		assoc_event(ev);
 }
 
 /* ---- exit ---- */
@@ -1374,9 +1673,42 @@ static void dump_sites(const char *path)
 	fclose(f);
 }
 
+/* At exit (lock held, closed: nothing publishes any more): the I/O
+ * targets seen (unless quiet), then the file is unmapped and removed, if
+ * it is still ours (a new QEMU may have replaced it). */
+static void assoc_close(void)
+{
+	if (!g.quiet || g.verbose) {
+		for (unsigned i = 0; i < g.nt.n_target; i++) {
+			const struct af_nt_target *t = &g.nt.target[i];
+			if (t->match)
+				say("assoc: %s 0x%" PRIx64 " %s: %" PRIu64
+				    " disk notifications by process %" PRIu64,
+				    t->is_port ? "port" : "I/O address",
+				    t->addr, t->name ? t->name : "-", t->count,
+				    t->serial);
+			else
+				say("assoc: %s 0x%" PRIx64 " %s: %" PRIu64
+				    " 16-bit writes",
+				    t->is_port ? "port" : "I/O address",
+				    t->addr, t->name ? t->name : "-",
+				    t->count);
+		}
+		if (g.nt.targets_full)
+			say("assoc: %" PRIu64 " writes to other targets",
+			    g.nt.targets_full);
+	}
+	if (af_assoc_same_file(g.assoc, g.assoc_path) &&
+	    unlink(g.assoc_path) && errno != ENOENT)
+		say("assoc=%s: cannot remove (%s)", g.assoc_path,
+		    strerror(errno));
+	af_assoc_free(g.assoc);
+	g.assoc = NULL;
+}
+
 static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 {
-	enum { NMAX = 64 };
+	enum { NMAX = 96 };
 	const char *names[NMAX];
 	uint64_t vals[NMAX];
 	struct af_counters c;
@@ -1448,6 +1780,17 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 	ADD("bad_entries", c.bad_entries);
 	ADD("table_full", c.table_full);
 	ADD("live_processes", af_engine_processes(g.eng, NULL, 0));
+	ADD("assoc_vcpu_publishes", g.assoc_vcpu_pubs);
+	ADD("assoc_no_process", g.assoc_none);
+	ADD("assoc_errors", g.assoc_errors);
+	ADD("assoc_false_early", atomic_load(&g.assoc_false_pre));
+	ADD("assoc_notify_sites", atomic_load(&g.assoc_kick_sites));
+	ADD("assoc_notify_pages", atomic_load(&g.nt.n_page));
+	ADD("sites_assoc_store", atomic_load(&g.gc.sites_kick));
+	ADD("sites_assoc_early", atomic_load(&g.gc.sites_kick_pre));
+	ADD("sites_assoc_out", atomic_load(&g.gc.sites_out));
+	ADD("sites_assoc_skipped", atomic_load(&g.gc.sites_kick_skipped));
+	ADD("assoc_sites_demoted", atomic_load(&g.gc.kick_demoted));
 	ADD("events_dropped", g.have_out ? g.out.dropped : 0);
 	ADD("wall_ns", now_ns());
 #undef ADD
@@ -1457,6 +1800,8 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 	}
 	if (g.sites_path)
 		dump_sites(g.sites_path);
+	if (g.assoc)
+		assoc_close();
 	if (g.tw) {
 		rc = af_trace_writer_close(g.tw);
 		g.tw = NULL;
@@ -1581,6 +1926,8 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 	g.demote_calls = 256;
 	g.demote_epochs = 2;
 	g.flush_waste = 2000000;
+	g.assoc_demote = 16;
+	g.assoc_early = 1;
 	g.learn_quiet_ns = 2000000000ull;
 	g.learn_min_ns = 0;
 	g.learn_min_hits = 1000;
@@ -1705,6 +2052,18 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 			      vcpus > AF_MAX_VCPUS;
 		} else if (IS("guest")) {
 			guest = v;
+		} else if (IS("assoc")) {
+			g.assoc_path = v;
+			bad = !*v;
+		} else if (IS("assoc-early")) {
+			bad = parse_bool(v, &g.assoc_early);
+		} else if (IS("assoc-demote")) {
+			bad = parse_size(v, &g.assoc_demote);
+		} else if (IS("assoc-notify")) {
+			if (af_notify_parse(&g.nt, v, &why)) {
+				say("bad value in '%s': %s", argv[i], why);
+				return -1;
+			}
 		} else {
 			say("unknown option '%s' (see plugin/README.md)", k);
 			return -1;
@@ -1822,6 +2181,28 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 	}
 	for (unsigned v = 0; v < AF_MAX_VCPUS; v++)
 		g.v[v].paging = UINT32_MAX;
+
+	if (g.nt.n_spec && !g.assoc_path) {
+		say("assoc-notify= needs assoc=");
+		return -1;
+	}
+	if (g.assoc_path) {
+		/* last: nothing below can fail and leave the file behind */
+		af_notify_default(&g.nt);
+		rc = af_sites_init(&g.kick_sites, 12);
+		if (rc) {
+			say("cannot allocate the notification-site table (%s)",
+			    strerror(-rc));
+			return -1;
+		}
+		rc = af_assoc_create(g.assoc_path, g.n_vcpus, &g.assoc);
+		if (rc) {
+			say("assoc=%s: cannot create (%s)", g.assoc_path,
+			    strerror(-rc));
+			return -1;
+		}
+		g.assoc_on = 1;
+	}
 
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);

@@ -186,6 +186,10 @@ struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t info,
 						  uint64_t vaddr);
 bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *haddr);
 uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *haddr);
+/* Name of the memory region an I/O access landed in (QEMU's name, e.g.
+ * "virtio-pci-notify-virtio-blk"), "RAM" otherwise; the string is
+ * QEMU's (interned: the same name is the same pointer) and stays valid. */
+const char *qemu_plugin_hwaddr_device_name(const struct qemu_plugin_hwaddr *h);
 
 /* Registers of the current vCPU: list (in a vCPU-init callback), then read
  * (in a callback registered with QEMU_PLUGIN_CB_R_REGS). read returns the

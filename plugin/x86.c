@@ -254,6 +254,23 @@ int af_x86_decode(const uint8_t *buf, size_t len, enum af_x86_mode mode,
 	} else {
 		if (c.bad)
 			return AF_X86_OTHER;
+		/* out imm8,al/eAX and out dx,al/eAX (no ModRM; at most 32
+		 * bits even with REX.W) */
+		if (op == 0xe6 || op == 0xe7 || op == 0xee || op == 0xef) {
+			o->kind = AF_X86_OUT;
+			o->opsize = (uint8_t)((op & 1) ? (osize > 4 ? 4 : osize)
+						       : 1);
+			if (op < 0xe8)
+				o->port = (uint8_t)next(&c);
+			else
+				o->port_dx = 1;
+			if (c.bad) {
+				memset(o, 0, sizeof(*o));
+				return AF_X86_OTHER;
+			}
+			o->len = (uint8_t)c.i;
+			return o->kind;
+		}
 		/* String stores: no ModRM, destination es:[rdi]. */
 		if (op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab) {
 			set_store(o, AF_X86_ST_STRING,

@@ -4,8 +4,9 @@
  * At translation time the plugin hands each guest instruction's bytes (QEMU
  * has already found the instruction boundaries) to af_x86_decode(), which
  * picks out the few instructions antfarm cares about: writes to control
- * registers, TLB invalidations, CPUID (the ground-truth channel) and integer
- * stores to memory that could be page-table writes. Everything else is
+ * registers, TLB invalidations, CPUID (the ground-truth channel), integer
+ * stores to memory that could be page-table writes, and `out` to I/O ports
+ * (disk notifications of legacy virtio). Everything else is
  * AF_X86_OTHER. Pure functions, no allocation; any byte string is safe input.
  */
 #ifndef AF_PLUGIN_X86_H
@@ -41,6 +42,7 @@ enum af_x86_kind {
 	AF_X86_INVPCID,     /* invpcid m128,%gpr: gpr = type, mem = descriptor */
 	AF_X86_CPUID,       /* cpuid */
 	AF_X86_STORE,       /* integer store to memory: opsize, store, mem */
+	AF_X86_OUT,         /* out to an I/O port: opsize, port or port_dx */
 };
 
 /* Classes of store (enum af_x86_kind AF_X86_STORE). */
@@ -76,6 +78,8 @@ struct af_x86_insn {
 	uint8_t lock;     /* LOCK prefix present */
 	uint8_t rep;      /* REP/REPNE prefix present */
 	uint8_t rex_w;    /* REX.W present (64-bit code only) */
+	uint8_t port_dx;  /* AF_X86_OUT: the port is in %dx */
+	uint8_t port;     /* AF_X86_OUT: the immediate port (port_dx 0) */
 	struct af_x86_mem mem; /* INVLPG, INVPCID, STORE: the memory operand */
 };
 
