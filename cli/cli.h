@@ -33,6 +33,7 @@ extern const struct cli_cmd cli_cmd_dump;
 extern const struct cli_cmd cli_cmd_synth;
 extern const struct cli_cmd cli_cmd_run;
 extern const struct cli_cmd cli_cmd_iosched;
+extern const struct cli_cmd cli_cmd_plot;
 
 /* Prints "antfarm: " + the formatted message as exactly one line on stderr
  * (newlines and control characters in the message become spaces). */

@@ -6,9 +6,6 @@
 
 #include <string.h>
 
-/* cli/cmd_plot.c (declared here rather than in cli.h, which is shared). */
-extern const struct cli_cmd cli_cmd_plot;
-
 static const struct cli_cmd *const cmds[] = {
 	&cli_cmd_replay,
 	&cli_cmd_eval,

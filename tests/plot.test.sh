@@ -46,10 +46,10 @@ grep -q '^timeline: .* points over .* s; live processes max: OS 16, ' "$tmp/out"
 	fail "timeline CSV header: $(head -n 1 "$tmp/fe.csv")"
 # 60 processes, each reported created and exited, each seen as two
 # address spaces: at least 4 changes each; every count back to 0 at END;
-# difference = os - inferred on every row; counts never negative.
+# difference = inferred - os on every row (the paper's sign); counts never negative.
 awk -F, 'NR > 1 {
 		n++
-		if ($4 != $2 - $3) bad = "difference column wrong at " NR
+		if ($4 != $3 - $2) bad = "difference column wrong at " NR
 		if ($2 < 0 || $3 < 0) bad = "negative count at " NR
 		if (NR > 2 && $1 < t) bad = "time goes back at " NR
 		t = $1; last = $2 "," $3

@@ -76,6 +76,32 @@ AF_API int af_eval_add_event(struct af_eval *ev, const struct af_event *e);
 /* Computes the result from everything fed so far. Returns 0 or -ENOMEM. */
 AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out);
 
+/* One OS-reported event inside the window and what it was matched to. */
+enum af_eval_category {
+	AF_EVAL_PROCESS_CREATE = 0, /* a fork/vfork/clone of a process */
+	AF_EVAL_PROCESS_EXIT = 1,   /* a process exit */
+	AF_EVAL_AS_CREATE = 2,      /* an address-space create */
+	AF_EVAL_AS_EXIT = 3,        /* an address-space destroy */
+};
+struct af_eval_pair {
+	uint8_t category;          /* enum af_eval_category */
+	uint8_t matched;           /* 1: paired; 0: a false negative */
+	uint32_t pid;              /* the guest's process id */
+	uint32_t ppid;             /* its parent's (0 if not reported) */
+	uint64_t asid;             /* ASID it was matched by (vfork: resolved) */
+	uint64_t os_time_ns;       /* when the guest reported it */
+	uint64_t inferred_time_ns; /* the inferred event's time (0 unmatched) */
+};
+/* Does the matching of af_eval_finish() and calls fn once for every
+ * OS-reported event inside the window (all four categories), in order of
+ * os_time_ns (ties: category order). Lag = inferred_time_ns - os_time_ns
+ * of a matched pair; af_eval_finish()'s lag figures are exactly these for
+ * the two process categories. The pair is valid during the call only.
+ * Returns 0, -EINVAL or -ENOMEM. */
+AF_API int af_eval_pairs(struct af_eval *ev,
+			 void (*fn)(void *ctx, const struct af_eval_pair *p),
+			 void *ctx);
+
 /* Replays a whole trace and scores it. Errors as af_replay(). */
 AF_API int af_eval_trace(struct af_trace_reader *r,
 			 struct af_eval_result *out);

@@ -70,6 +70,7 @@ struct rec {
 	uint64_t time; /* ns */
 	uint64_t asid; /* as reported; for VFORK resolved at finish */
 	uint32_t pid;  /* truth: process id; inferred: unused */
+	uint32_t ppid; /* truth: parent's process id; inferred: unused */
 	uint8_t kind;  /* enum af_truth_kind, or enum af_event_kind */
 	uint8_t skip;  /* set at finish: vfork child without an AS of its own */
 };
@@ -131,6 +132,8 @@ struct outcome {
 	uint64_t fp;       /* candidates inside the window unmatched */
 	int64_t *lags;     /* lag samples (ns) of matched in-window targets */
 	size_t n_lags;     /* samples */
+	struct af_eval_pair *pairs; /* NULL, or room for every target */
+	size_t n_pairs;    /* pairs appended so far (not reset per category) */
 };
 
 static int vec_push(struct recvec *vec, const struct rec *r)
@@ -199,7 +202,8 @@ AF_API int af_eval_add_truth(struct af_eval *ev, const struct af_truth *t)
 	case AF_TRUTH_AS_CREATE:
 	case AF_TRUTH_AS_DESTROY: {
 		struct rec r = { .time = t->time_ns, .asid = t->asid,
-				 .pid = t->pid, .kind = t->kind };
+				 .pid = t->pid, .ppid = t->ppid,
+				 .kind = t->kind };
 		return vec_push(&ev->truth, &r);
 	}
 	case AF_TRUTH_SWITCH:
@@ -662,6 +666,19 @@ static void run_cat(const struct work *w, enum cat c, struct outcome *out)
 			continue;
 		if (e[i].flags & F_TARGET) {
 			out->os++;
+			if (out->pairs) {
+				const struct rec *t = &ev->truth.v[e[i].seq];
+				int m = !!(e[i].flags & F_MATCHED);
+				out->pairs[out->n_pairs++] = (struct af_eval_pair){
+					.category = (uint8_t)c,
+					.matched = (uint8_t)m,
+					.pid = t->pid,
+					.ppid = t->ppid,
+					.asid = e[i].asid,
+					.os_time_ns = e[i].time,
+					.inferred_time_ns = m ? e[i].lo : 0,
+				};
+			}
 			if (!(e[i].flags & F_MATCHED))
 				out->fn++;
 			else if (out->lags)
@@ -712,10 +729,11 @@ static uint64_t count_in(const struct timevec *tv, const struct work *w)
 	return c;
 }
 
-AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out)
+/* af_eval_finish(), and with pairs (room for 4 per truth record) the
+ * af_eval_pairs() list, *n_pairs entries. */
+static int evaluate(struct af_eval *ev, struct af_eval_result *out,
+		    struct af_eval_pair *pairs, size_t *n_pairs)
 {
-	if (!ev || !out)
-		return -EINVAL;
 	struct work w = { .ev = ev };
 	size_t nt = ev->truth.n, ni = ev->inf.n;
 	int rc = -ENOMEM;
@@ -754,7 +772,7 @@ AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out)
 	out->window_begin_ns = w.wb;
 	out->window_end_ns = ev->has_end ? w.we : UINT64_MAX;
 
-	struct outcome o = { .lags = lags };
+	struct outcome o = { .lags = lags, .pairs = pairs };
 	run_cat(&w, CAT_PCREATE, &o);
 	out->os_process_create = o.os;
 	out->fn_create = o.fn;
@@ -788,12 +806,55 @@ AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out)
 	}
 	out->os_switch = count_in(&ev->os_sw, &w);
 	out->inferred_switch = count_in(&ev->inf_sw, &w);
+	if (n_pairs)
+		*n_pairs = o.n_pairs;
 	rc = 0;
 out:
 	free(asids);
 	free(skip);
 	free(ents);
 	free(lags);
+	return rc;
+}
+
+AF_API int af_eval_finish(struct af_eval *ev, struct af_eval_result *out)
+{
+	if (!ev || !out)
+		return -EINVAL;
+	return evaluate(ev, out, NULL, NULL);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const struct af_eval_pair *x = a, *y = b;
+	if (x->os_time_ns != y->os_time_ns)
+		return x->os_time_ns < y->os_time_ns ? -1 : 1;
+	return (x->category > y->category) - (x->category < y->category);
+}
+
+AF_API int af_eval_pairs(struct af_eval *ev,
+			 void (*fn)(void *ctx, const struct af_eval_pair *p),
+			 void *ctx)
+{
+	if (!ev || !fn)
+		return -EINVAL;
+	/* Each truth record is a target of at most one category per
+	 * category pass: 4 per record bounds the list. */
+	size_t nt = ev->truth.n ? ev->truth.n : 1;
+	if (nt > SIZE_MAX / 4 / sizeof(struct af_eval_pair))
+		return -ENOMEM;
+	struct af_eval_pair *pairs = malloc(4 * nt * sizeof(*pairs));
+	if (!pairs)
+		return -ENOMEM;
+	struct af_eval_result res;
+	size_t n = 0;
+	int rc = evaluate(ev, &res, pairs, &n);
+	if (!rc) {
+		qsort(pairs, n, sizeof(*pairs), cmp_pair);
+		for (size_t i = 0; i < n; i++)
+			fn(ctx, &pairs[i]);
+	}
+	free(pairs);
 	return rc;
 }
 

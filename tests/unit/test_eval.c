@@ -671,3 +671,77 @@ TEST(exit_not_taken_beyond_next_inferred_create)
 	CHECK_EQ(r.as_fp_exit, 0);
 	af_eval_free(ev);
 }
+
+/* af_eval_pairs collector: copies every pair it is given. */
+struct pair_list {
+	struct af_eval_pair p[64]; /* the pairs, in call order */
+	unsigned n;                /* how many */
+};
+
+static void collect_pair(void *ctx, const struct af_eval_pair *p)
+{
+	struct pair_list *l = ctx;
+	if (l->n < 64)
+		l->p[l->n] = *p;
+	l->n++;
+}
+
+TEST(pairs_agree_with_finish)
+{
+	/* The negative_lag case plus a window: pairs list every in-window OS
+	 * event once, matched ones with the inferred time, in time order. */
+	struct af_eval *ev = mk();
+	T(ev, AF_TRUTH_BEGIN, 0, 500, 0);
+	struct af_truth f1 = { .kind = AF_TRUTH_FORK, .pid = 1, .ppid = 9,
+			       .time_ns = 1000, .asid = 0x1000 };
+	CHECK_EQ(af_eval_add_truth(ev, &f1), 0);
+	T(ev, AF_TRUTH_EXIT, 1, 2000, 0x1000);
+	I(ev, AF_EV_CREATE, 1050, 0x1000);
+	I(ev, AF_EV_EXIT, 2050, 0x1000);
+	T(ev, AF_TRUTH_FORK, 2, 3000, 0x1000);
+	I(ev, AF_EV_CREATE, 2990, 0x1000);
+	T(ev, AF_TRUTH_EXIT, 4, 6000, 0x3000);
+	I(ev, AF_EV_CREATE, 5900, 0x3000);
+	T(ev, AF_TRUTH_FORK, 5, 7000, 0x3000);
+	T(ev, AF_TRUTH_END, 0, 8000, 0);
+	T(ev, AF_TRUTH_FORK, 6, 9000, 0x4000); /* outside the window */
+	struct af_eval_result r = fin(ev);
+	struct pair_list l = { .n = 0 };
+	CHECK_EQ(af_eval_pairs(ev, collect_pair, &l), 0);
+	CHECK_EQ(l.n, r.os_process_create + r.os_process_exit +
+			      r.os_as_create + r.os_as_exit);
+	CHECK_EQ(l.n, 5);
+	uint64_t created = 0, fn = 0;
+	double sum_us = 0;
+	for (unsigned i = 0; i < l.n; i++) {
+		const struct af_eval_pair *p = &l.p[i];
+		if (i)
+			CHECK(p->os_time_ns >= l.p[i - 1].os_time_ns);
+		if (p->category != AF_EVAL_PROCESS_CREATE)
+			continue;
+		created++;
+		if (!p->matched) {
+			fn++;
+			CHECK_EQ(p->inferred_time_ns, 0);
+			continue;
+		}
+		sum_us += ((double)p->inferred_time_ns -
+			   (double)p->os_time_ns) / 1000.0;
+	}
+	CHECK_EQ(created, r.os_process_create);
+	CHECK_EQ(fn, r.fn_create);
+	CHECK_US(sum_us / (double)r.lag_create.n, r.lag_create.mean_us);
+	/* The first pair is pid 1's fork with its parent and match. */
+	CHECK_EQ(l.p[0].pid, 1);
+	CHECK_EQ(l.p[0].ppid, 9);
+	CHECK_EQ(l.p[0].category, AF_EVAL_PROCESS_CREATE);
+	CHECK_EQ(l.p[0].matched, 1);
+	CHECK_EQ(l.p[0].inferred_time_ns, 1050);
+	CHECK_EQ(l.p[0].asid, 0x1000);
+	CHECK_EQ(af_eval_pairs(NULL, collect_pair, &l), -EINVAL);
+	CHECK_EQ(af_eval_pairs(ev, NULL, &l), -EINVAL);
+	/* Finishing again still gives the same result. */
+	struct af_eval_result r2 = fin(ev);
+	CHECK(!memcmp(&r, &r2, sizeof(r)));
+	af_eval_free(ev);
+}

@@ -179,6 +179,39 @@ TEST(stores_32_16)
 	CHECK_EQ(in.mem.disp, 0x1234);
 }
 
+TEST(out_to_port)
+{
+	/* 66 ef: out %ax,(%dx), the 16-bit legacy virtio notify */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0x66, 0xef), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 2);
+	CHECK_EQ(in.port_dx, 1);
+	CHECK_EQ(in.len, 2);
+	/* ee: out %al,(%dx); ef: out %eax,(%dx) */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0xee), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 1);
+	CHECK_EQ(in.port_dx, 1);
+	CHECK_EQ(DEC(AF_X86_MODE32, 0xef), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 4);
+	/* e6 80: out %al,$0x80 (immediate port) */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0xe6, 0x80), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 1);
+	CHECK_EQ(in.port_dx, 0);
+	CHECK_EQ(in.port, 0x80);
+	CHECK_EQ(in.len, 2);
+	/* REX.W does not widen out beyond 32 bits */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0x48, 0xef), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 4);
+	/* 16-bit code: ef is out %ax,(%dx) */
+	CHECK_EQ(DEC(AF_X86_MODE16, 0xef), AF_X86_OUT);
+	CHECK_EQ(in.opsize, 2);
+	/* truncated: the immediate port is missing */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0x66, 0xe7), AF_X86_OTHER);
+	CHECK_EQ(DEC(AF_X86_MODE64, 0xe6), AF_X86_OTHER);
+	/* in (e4/ec) is not out */
+	CHECK_EQ(DEC(AF_X86_MODE64, 0xec), AF_X86_OTHER);
+	CHECK_EQ(DEC(AF_X86_MODE64, 0xe4, 0x80), AF_X86_OTHER);
+}
+
 TEST(truncated_and_garbage)
 {
 	/* Every prefix of a valid instruction must decode safely, and only
