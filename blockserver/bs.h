@@ -42,6 +42,8 @@
 #define BS_DEFAULT_QUEUE 1024u     /* scheduler request slots */
 #define BS_DEFAULT_MAX_REQUEST (32u << 20) /* largest request, bytes */
 #define BS_MAX_VM_ID 0xfffffffeu   /* VM ids 0..this */
+#define BS_DEFAULT_LOG_MAX (1u << 20) /* request log entries (log=) */
+#define BS_MAX_LOG_MAX (1u << 24)  /* at most this many */
 
 /* One export as configured. */
 struct bs_export_cfg {
@@ -74,6 +76,8 @@ struct bs_config {
 	uint32_t max_request;            /* largest request in bytes */
 	enum bs_assoc_use assoc_use;     /* see above */
 	char *stats;                     /* stats file written at stop, or NULL */
+	char *log;                       /* request log written at stop, or NULL */
+	unsigned log_max;                /* requests the log keeps */
 };
 
 /* Defaults: no exports, deadline, rotational disk (docs/iosched.md),
@@ -109,6 +113,8 @@ const char *bs_config_help(void);
 "max-request=SIZE       largest request served (default 32M)\n" \
 "assoc-use=notify|vcpu0 which address space tags a request (default notify)\n" \
 "stats=PATH             write counters as JSON here at exit\n" \
+"log=PATH               write one line per request here at exit\n" \
+"log-max=N              requests the log keeps (default 1048576)\n" \
 "disk-capacity=SIZE disk-heads=N disk-rpm=X disk-seek-track-ms=X\n" \
 "disk-seek-avg-ms=X disk-seek-full-ms=X disk-media-outer-mb-s=X\n" \
 "disk-media-inner-mb-s=X disk-overhead-miss-ms=X disk-overhead-hit-ms=X\n" \
@@ -142,6 +148,8 @@ struct bs_stats {
 	uint64_t assoc_errors;         /* unreadable/invalid association data */
 	uint64_t queue_waits;          /* requests that waited for a slot */
 	uint64_t late_ns_max;          /* worst completion after model time */
+	uint64_t log_entries;          /* requests in the request log */
+	uint64_t log_dropped;          /* requests past log-max, not logged */
 	unsigned n_tags;               /* entries in tags */
 	uint64_t tags_overflow;        /* requests whose tag did not fit */
 	struct bs_tag_count tags[BS_MAX_TAGS]; /* per (vm, pid) */
@@ -157,7 +165,18 @@ int bs_server_new(struct bs_config *c, struct bs_server **out, char *err,
 /* Starts the dispatcher thread; the model's clock starts now. */
 int bs_server_start(struct bs_server *s);
 /* Lets queued requests finish, stops the dispatcher, and writes the stats
- * file if one was configured (returns its errno if that failed). */
+ * file and the request log if configured (returns the errno of the first
+ * that failed).
+ *
+ * The request log (log=PATH): a first line starting "#" naming the
+ * columns, then one line per read or write that reached the scheduler, in
+ * arrival order (the first log-max of them; the rest are counted in the
+ * stats as log_dropped), fields separated by one space:
+ *   arrive_ns done_ns export vm pid rw offset length
+ * arrive_ns, done_ns: CLOCK_MONOTONIC nanoseconds when the request reached
+ * the server and when it was completed (its reply handed back); export:
+ * the export's index; vm: its VM id; pid: the process tag, "-" for none;
+ * rw: R or W; offset, length: bytes within the export. All decimal. */
 int bs_server_stop(struct bs_server *s);
 void bs_server_free(struct bs_server *s);
 

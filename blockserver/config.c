@@ -33,6 +33,7 @@ void bs_config_init(struct bs_config *c)
 	c->depth = 1;
 	c->max_request = BS_DEFAULT_MAX_REQUEST;
 	c->assoc_use = BS_ASSOC_NOTIFY;
+	c->log_max = BS_DEFAULT_LOG_MAX;
 }
 
 void bs_config_free(struct bs_config *c)
@@ -45,6 +46,8 @@ void bs_config_free(struct bs_config *c)
 	c->n_exports = 0;
 	free(c->stats);
 	c->stats = NULL;
+	free(c->log);
+	c->log = NULL;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -338,6 +341,18 @@ int bs_config_set(struct bs_config *c, const char *key, const char *value,
 		if (!*value)
 			return fail(err, errlen, "stats=: empty path");
 		return set_string(&c->stats, value, err, errlen);
+	}
+	if (!strcmp(key, "log")) {
+		if (!*value)
+			return fail(err, errlen, "log=: empty path");
+		return set_string(&c->log, value, err, errlen);
+	}
+	if (!strcmp(key, "log-max")) {
+		if (parse_uint(value, 1, BS_MAX_LOG_MAX, &u))
+			return fail(err, errlen, "log-max=%s: 1..%u", value,
+				    BS_MAX_LOG_MAX);
+		c->log_max = (unsigned)u;
+		return 0;
 	}
 	if (!strcmp(key, "readahead")) {
 		if (parse_bool(value, &b))

@@ -117,7 +117,7 @@ static int antfarm_config(const char *key, const char *value)
 	/* nbdkit changes directory after get_ready: keep absolute paths. */
 	char *abs = NULL;
 	if (!strcmp(key, "file") || !strcmp(key, "assoc") ||
-	    !strcmp(key, "stats")) {
+	    !strcmp(key, "stats") || !strcmp(key, "log")) {
 		if (*value) {
 			abs = nbdkit_absolute_path(value);
 			if (!abs)
@@ -175,7 +175,7 @@ static void antfarm_cleanup(void)
 		return;
 	int rc = bs_server_stop(srv);
 	if (rc)
-		nbdkit_error("stats file: %s", strerror(-rc));
+		nbdkit_error("stats or request log file: %s", strerror(-rc));
 }
 
 static void antfarm_dump_plugin(void)

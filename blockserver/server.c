@@ -52,6 +52,21 @@ struct bs_req {
 	int go;                /* dispatched: do the I/O */
 	uint64_t done_ns;      /* the model's completion time */
 	struct ios_rq *rq;     /* its scheduler slot */
+	uint32_t log_idx;      /* its request-log entry, or NO_LOG */
+};
+
+#define NO_LOG UINT32_MAX
+
+/* One request of the request log (log=). */
+struct bs_log_entry {
+	uint64_t arrive_ns;  /* CLOCK_MONOTONIC at arrival */
+	uint64_t done_ns;    /* CLOCK_MONOTONIC at completion */
+	uint64_t offset;     /* bytes into the export */
+	uint32_t length;     /* bytes */
+	uint32_t vm;         /* VM id */
+	uint32_t pid;        /* process tag, IOS_PID_UNKNOWN if none */
+	uint16_t export_idx; /* export index */
+	uint8_t write;       /* 1 for a write */
 };
 
 struct bs_server {
@@ -66,6 +81,11 @@ struct bs_server {
 	uint32_t max_request;                     /* bytes */
 	enum bs_assoc_use assoc_use;              /* tag source */
 	char *stats_path;                         /* or NULL (owned) */
+	char *log_path;                           /* request log, or NULL
+	                                             (owned) */
+	struct bs_log_entry *log;                 /* log_max entries, or NULL */
+	uint32_t log_max;                         /* entries in log */
+	uint32_t log_n;                           /* entries used */
 
 	pthread_mutex_t mu;       /* guards everything below and the above
 	                             scheduler, model and counters */
@@ -182,6 +202,8 @@ void bs_server_free(struct bs_server *s)
 	}
 	ios_sched_free(s->sched);
 	free(s->stats_path);
+	free(s->log_path);
+	free(s->log);
 	pthread_cond_destroy(&s->cv_disp);
 	pthread_cond_destroy(&s->cv_slot);
 	pthread_mutex_destroy(&s->mu);
@@ -215,6 +237,18 @@ int bs_server_new(struct bs_config *c, struct bs_server **out, char *err,
 	s->assoc_use = c->assoc_use;
 	s->stats_path = c->stats;
 	c->stats = NULL;
+	if (c->log) {
+		/* Allocated once here: the request path only fills it. */
+		s->log = calloc(c->log_max, sizeof(*s->log));
+		if (!s->log) {
+			bs_server_free(s);
+			return errmsg(err, errlen, -ENOMEM,
+				      "log-max=%u: out of memory", c->log_max);
+		}
+		s->log_max = c->log_max;
+		s->log_path = c->log;
+		c->log = NULL;
+	}
 
 	/* Exports: take the strings over. */
 	int rc = 0;
@@ -368,6 +402,31 @@ int bs_server_start(struct bs_server *s)
 	return -rc;
 }
 
+/* Writes the request log (format in bs.h). 0 or a negative errno. */
+static int write_log(struct bs_server *s)
+{
+	FILE *f = fopen(s->log_path, "we");
+	if (!f)
+		return -errno;
+	fputs("# arrive_ns done_ns export vm pid rw offset length\n", f);
+	for (uint32_t i = 0; i < s->log_n; i++) {
+		const struct bs_log_entry *l = &s->log[i];
+		fprintf(f, "%" PRIu64 " %" PRIu64 " %u %" PRIu32 " ",
+			l->arrive_ns, l->done_ns, (unsigned)l->export_idx,
+			l->vm);
+		if (l->pid == IOS_PID_UNKNOWN)
+			fputc('-', f);
+		else
+			fprintf(f, "%" PRIu32, l->pid);
+		fprintf(f, " %c %" PRIu64 " %" PRIu32 "\n",
+			l->write ? 'W' : 'R', l->offset, l->length);
+	}
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !rc)
+		rc = -errno;
+	return rc;
+}
+
 int bs_server_stop(struct bs_server *s)
 {
 	if (!s->thread_started)
@@ -379,13 +438,23 @@ int bs_server_stop(struct bs_server *s)
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->thr, NULL);
 	s->thread_started = 0;
-	if (!s->stats_path)
-		return 0;
-	FILE *f = fopen(s->stats_path, "we");
-	if (!f)
-		return -errno;
-	bs_write_stats_json(s, f);
-	return fclose(f) ? -errno : 0;
+	int rc = 0;
+	if (s->stats_path) {
+		FILE *f = fopen(s->stats_path, "we");
+		if (!f) {
+			rc = -errno;
+		} else {
+			bs_write_stats_json(s, f);
+			if (fclose(f))
+				rc = -errno;
+		}
+	}
+	if (s->log_path) {
+		int lrc = write_log(s);
+		if (!rc)
+			rc = lrc;
+	}
+	return rc;
 }
 
 /* ---- tagging ---- */
@@ -483,6 +552,7 @@ static int submit(struct bs_server *s, struct bs_export *e, struct bs_req *r,
 	pthread_cond_init(&r->cv, NULL);
 	r->go = 0;
 	r->rq = NULL;
+	r->log_idx = NO_LOG;
 
 	pthread_mutex_lock(&s->mu);
 	if (!s->running) {
@@ -491,6 +561,7 @@ static int submit(struct bs_server *s, struct bs_export *e, struct bs_req *r,
 		return -ESHUTDOWN;
 	}
 	uint64_t now = now_locked(s);
+	uint64_t arrived = now;
 	struct ios_req_desc d = {
 		.export_id = e->vm,
 		.pid = lookup_pid(s, e, now),
@@ -512,6 +583,22 @@ static int submit(struct bs_server *s, struct bs_export *e, struct bs_req *r,
 		s->st.queue_waits++;
 	/* rc is 0: d is never empty. */
 	count_tag(s, d.export_id, d.pid);
+	if (s->log) {
+		if (s->log_n < s->log_max) {
+			struct bs_log_entry *l = &s->log[s->log_n];
+			r->log_idx = s->log_n++;
+			l->arrive_ns = s->t0 + arrived;
+			l->done_ns = 0;
+			l->offset = offset;
+			l->length = count;
+			l->vm = e->vm;
+			l->pid = d.pid;
+			l->export_idx = (uint16_t)(e - s->ex);
+			l->write = (uint8_t)(write != 0);
+		} else {
+			s->st.log_dropped++;
+		}
+	}
 	pthread_cond_signal(&s->cv_disp);
 	while (!r->go)
 		pthread_cond_wait(&r->cv, &s->mu);
@@ -534,6 +621,8 @@ static void finish(struct bs_server *s, struct bs_req *r)
 	if (now > r->done_ns && now - r->done_ns > s->st.late_ns_max)
 		s->st.late_ns_max = now - r->done_ns;
 	ios_sched_complete(s->sched, r->rq, now);
+	if (r->log_idx != NO_LOG)
+		s->log[r->log_idx].done_ns = s->t0 + now;
 	s->in_device--;
 	pthread_cond_signal(&s->cv_disp);
 	if (s->slot_waiters)
@@ -703,6 +792,7 @@ void bs_get_stats(struct bs_server *s, struct bs_stats *out)
 {
 	pthread_mutex_lock(&s->mu);
 	*out = s->st;
+	out->log_entries = s->log_n;
 	ios_sched_get_stats(s->sched, &out->sched);
 	out->disk = s->dstate.st;
 	pthread_mutex_unlock(&s->mu);
@@ -770,9 +860,11 @@ void bs_write_stats_json(struct bs_server *s, FILE *f)
 	}
 	fprintf(f, "],\"tags_overflow\":%" PRIu64 ",\"assoc_maps\":%" PRIu64
 		   ",\"assoc_unknown\":%" PRIu64 ",\"assoc_errors\":%" PRIu64
-		   ",\"queue_waits\":%" PRIu64 ",\"late_ns_max\":%" PRIu64 ",",
+		   ",\"queue_waits\":%" PRIu64 ",\"late_ns_max\":%" PRIu64
+		   ",\"log_entries\":%" PRIu64 ",\"log_dropped\":%" PRIu64 ",",
 		st.tags_overflow, st.assoc_maps, st.assoc_unknown,
-		st.assoc_errors, st.queue_waits, st.late_ns_max);
+		st.assoc_errors, st.queue_waits, st.late_ns_max,
+		st.log_entries, st.log_dropped);
 	const struct ios_sched_stats *q = &st.sched;
 	fprintf(f, "\"sched_stats\":{\"added\":%" PRIu64 ",\"rejected\":%" PRIu64
 		   ",\"dispatched\":%" PRIu64 ",\"completed\":%" PRIu64

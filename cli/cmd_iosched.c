@@ -1,12 +1,15 @@
 /*
  * cli/cmd_iosched.c - `antfarm iosched`: the paper's anticipatory-scheduling
- * case study (section 7, Fig. 7). With --simulate it runs the block
- * server's schedulers and disk model (iosched/) in a deterministic
- * discrete-event simulation of guests with sequential readers and prints
- * aggregate throughput per configuration and scheduler. The live mode
- * (QEMU guests over NBD) is not there yet.
+ * case study (section 7, Fig. 7). By default it runs the experiment live
+ * (cli/iosched_live.c: the block server on a modelled disk, QEMU guests
+ * with sequential readers, process tags from the antfarm plugin); with
+ * --simulate it runs the same schedulers and disk model (iosched/) in a
+ * deterministic discrete-event simulation instead. Either way it prints
+ * aggregate throughput per configuration and scheduler, in the same
+ * layouts (text, JSON, CSV), and can draw the bar chart (--plot).
  */
 #include "cli.h"
+#include "iosched_live.h"
 
 #include "iosched/sim.h"
 
@@ -30,37 +33,56 @@ enum {
 	OPT_REQUEST_KB,
 	OPT_STRIDE_MB,
 	OPT_NO_READAHEAD,
+	OPT_TIMEOUT,
+	OPT_MEM,
+	OPT_NO_ASSOC,
+	OPT_SERVER,
+	OPT_NO_LONE,
+	OPT_PLOT,
 };
 
 #define MAX_CONFIGS 3
 #define QUICK_MB 20
+#define LIVE_TIMEOUT_S 1800 /* default limit per live cell */
+#define LIVE_MEM_MB 256     /* default guest RAM */
 
 /* What the command line asked for. */
 struct opts {
 	int simulate;               /* --simulate given */
 	int have_vms, have_procs;   /* --vms / --procs given */
 	unsigned vms, procs;        /* their values */
-	int sched_all;              /* every scheduler */
-	enum ios_sched_kind sched;  /* else this one */
-	int guest_all;              /* every guest elevator */
-	enum ios_guest_elv guest;   /* else this one */
+	enum ios_sched_kind ks[IOS_SCHED_COUNT]; /* schedulers, in order */
+	unsigned nk;                /* how many */
+	enum ios_guest_elv gs[IOS_GUEST_COUNT]; /* guest elevators */
+	unsigned ng;                /* how many */
 	uint64_t mb;                /* MB (10^6 bytes) per reader */
 	int have_mb;                /* --mb given */
 	int quick;                  /* --quick */
 	uint64_t seed;              /* --seed */
+	int have_seed;              /* --seed given */
 	double assoc;               /* --assoc-error */
+	int have_assoc;             /* --assoc-error given */
 	uint64_t request_kb;        /* --request-kb */
 	uint64_t stride_mb;         /* --stride-mb (MiB) */
 	int readahead;              /* disk read-ahead on */
 	enum cli_format fmt;        /* output format */
+	const char *plot;           /* --plot PNG, or NULL */
+	int lone;                   /* run the lone reader (not --no-lone) */
+	unsigned timeout_s;         /* live: limit per cell */
+	unsigned mem_mb;            /* live: guest RAM */
+	int have_live_opt;          /* a live-only option was given */
+	int assoc_tags;             /* live: the plugin publishes tags */
+	int use_nbdkit;             /* live: --server nbdkit */
+	int verbose;                /* live: show consoles */
 };
 
-/* One simulated cell of the table. */
+/* One cell of the table. */
 struct cell {
 	unsigned vms, procs;         /* configuration */
 	enum ios_sched_kind sched;   /* VMM scheduler */
 	enum ios_guest_elv guest;    /* guest elevator */
-	struct ios_sim_result r;     /* outcome */
+	struct ios_sim_result r;     /* outcome (live: the same terms) */
+	struct iol_extra x;          /* live only: what else it measured */
 };
 
 static const char *cmd = "iosched";
@@ -102,8 +124,9 @@ static void sim_params(const struct opts *o, unsigned vms, unsigned procs,
 	p->disk.readahead = o->readahead;
 }
 
-/* Runs one cell; on failure reports it and returns an exit status. */
-static int run_cell(const struct opts *o, struct cell *c)
+/* Runs one simulated cell; on failure reports it and returns an exit
+ * status. */
+static int run_sim_cell(const struct opts *o, struct cell *c)
 {
 	struct ios_sim_params p;
 	sim_params(o, c->vms, c->procs, c->sched, c->guest, &p);
@@ -123,6 +146,28 @@ static int run_cell(const struct opts *o, struct cell *c)
 	return 0;
 }
 
+/* Runs one live cell (env prepared); 0, CLI_EXIT_INPUT after reporting,
+ * or RUN_INTERRUPTED. */
+static int run_live_cell(const struct opts *o, const struct iol_env *env,
+			 struct cell *c)
+{
+	struct iol_params p = {
+		.vms = c->vms,
+		.procs = c->procs,
+		.sched = c->sched,
+		.guest = c->guest,
+		.mb = o->mb,
+		.request_kb = o->request_kb,
+		.stride_mb = o->stride_mb,
+		.readahead = o->readahead,
+	};
+	if (o->verbose)
+		fprintf(stderr, "antfarm: iosched: %u VM(s) x %u reader(s), "
+			"%s, guest %s\n", c->vms, c->procs,
+			ios_sched_name(c->sched), ios_guest_name(c->guest));
+	return iol_run_cell(env, &p, &c->r, &c->x);
+}
+
 static const char *config_label(unsigned v, unsigned p, char *buf, size_t n)
 {
 	snprintf(buf, n, "%u VM%s x %u proc%s", v, v == 1 ? "" : "s", p,
@@ -131,6 +176,52 @@ static const char *config_label(unsigned v, unsigned p, char *buf, size_t n)
 }
 
 /* ---- output ---- */
+
+/* A process tag as JSON. */
+static void json_tag(FILE *f, uint32_t tag)
+{
+	if (tag == IOS_PID_UNKNOWN)
+		fputs("null", f);
+	else
+		fprintf(f, "%" PRIu32, tag);
+}
+
+/* A fraction in [0, 1] or null if unknown (< 0). */
+static void json_frac(FILE *f, const char *key, double v)
+{
+	if (v < 0)
+		fprintf(f, ",\"%s\":null", key);
+	else
+		fprintf(f, ",\"%s\":%.4f", key, v);
+}
+
+/* The lone reader's MB/s, or null (live with --no-lone). */
+static void json_lone(FILE *f, double lone)
+{
+	if (lone < 0)
+		fputs(",\"lone_reader_mb_s\":null", f);
+	else
+		fprintf(f, ",\"lone_reader_mb_s\":%.3f", lone);
+}
+
+/* Largest guest_busy / qemu_cpu of a live cell (-1 if none known). */
+static double max_guest_busy(const struct cell *c)
+{
+	double m = -1;
+	for (unsigned v = 0; v < c->vms; v++)
+		if (c->x.vm[v].guest_busy > m)
+			m = c->x.vm[v].guest_busy;
+	return m;
+}
+
+static double max_qemu_cpu(const struct cell *c)
+{
+	double m = -1;
+	for (unsigned v = 0; v < c->vms; v++)
+		if (c->x.vm[v].qemu_cpu > m)
+			m = c->x.vm[v].qemu_cpu;
+	return m;
+}
 
 static void json_cell_fields(FILE *f, const struct cell *c)
 {
@@ -151,13 +242,49 @@ static void json_cell_fields(FILE *f, const struct cell *c)
 		r->sched.fifo_expired);
 }
 
+/* What only a live cell has (JSON, after json_cell_fields). */
+static void json_live_fields(FILE *f, const struct cell *c, int detail)
+{
+	const struct iol_extra *x = &c->x;
+	fprintf(f, ",\"untagged\":%" PRIu64 ",\"disk_mb_s\":%.3f,"
+		"\"mean_request_kb\":%.1f,\"late_ms_max\":%.3f",
+		x->untagged, x->disk_mb_s, x->mean_request_kb, x->late_ms_max);
+	json_frac(f, "guest_cpu_busy", max_guest_busy(c));
+	if (max_qemu_cpu(c) < 0)
+		fputs(",\"qemu_cpu\":null", f);
+	else
+		fprintf(f, ",\"qemu_cpu\":%.3f", max_qemu_cpu(c));
+	json_frac(f, "host_cpu_busy", x->host_busy);
+	fprintf(f, ",\"load1\":%.2f,\"boot_s\":%.1f", x->load1, x->boot_s);
+	if (!detail)
+		return;
+	fputs(",\"guests\":[", f);
+	for (unsigned v = 0; v < c->vms; v++) {
+		fprintf(f, "%s{\"vm\":%u", v ? "," : "", v);
+		json_frac(f, "guest_cpu_busy", x->vm[v].guest_busy);
+		if (x->vm[v].qemu_cpu < 0)
+			fputs(",\"qemu_cpu\":null}", f);
+		else
+			fprintf(f, ",\"qemu_cpu\":%.3f}", x->vm[v].qemu_cpu);
+	}
+	fputc(']', f);
+}
+
 static void csv_header(FILE *f)
 {
 	fputs("vms,procs,sched,guest_elevator,mb_per_proc,request_kb,"
 	      "aggregate_mb_s,lone_reader_mb_s,elapsed_s,requests,mistagged,"
 	      "seeks,antic_waits,antic_hits,antic_broken,antic_timeouts,"
-	      "fifo_expired\n",
+	      "fifo_expired,simulated,assoc_error,untagged,disk_mb_s,"
+	      "guest_cpu_busy,qemu_cpu,host_cpu_busy\n",
 	      f);
+}
+
+/* The share of mistagged requests of a cell. */
+static double cell_assoc_error(const struct cell *c)
+{
+	return c->r.requests ? (double)c->r.mistagged / (double)c->r.requests
+			     : 0;
 }
 
 static void csv_row(FILE *f, const struct opts *o, const struct cell *c,
@@ -165,16 +292,62 @@ static void csv_row(FILE *f, const struct opts *o, const struct cell *c,
 {
 	const struct ios_sim_result *r = &c->r;
 	fprintf(f,
-		"%u,%u,%s,%s,%" PRIu64 ",%" PRIu64 ",%.3f,%.3f,%.6f,%" PRIu64
-		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		",%" PRIu64 ",%" PRIu64 "\n",
+		"%u,%u,%s,%s,%" PRIu64 ",%" PRIu64 ",%.3f,",
 		c->vms, c->procs, ios_sched_name(c->sched),
 		ios_guest_name(c->guest), o->mb, o->request_kb,
-		r->aggregate_mb_s, lone, (double)r->elapsed_ns / 1e9,
+		r->aggregate_mb_s);
+	if (lone >= 0)
+		fprintf(f, "%.3f", lone);
+	fprintf(f, ",%.6f,%" PRIu64
+		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		",%" PRIu64 ",%" PRIu64 ",%s,%.4f,",
+		(double)r->elapsed_ns / 1e9,
 		r->requests, r->mistagged, r->disk.seeks,
 		r->sched.antic_started, r->sched.antic_hits,
 		r->sched.antic_broken, r->sched.antic_timeouts,
-		r->sched.fifo_expired);
+		r->sched.fifo_expired, o->simulate ? "true" : "false",
+		cell_assoc_error(c));
+	if (!o->simulate) {
+		double gb = max_guest_busy(c), qc = max_qemu_cpu(c);
+		fprintf(f, "%" PRIu64 ",%.3f,", c->x.untagged, c->x.disk_mb_s);
+		if (gb >= 0)
+			fprintf(f, "%.4f", gb);
+		fputc(',', f);
+		if (qc >= 0)
+			fprintf(f, "%.3f", qc);
+		fprintf(f, ",%.4f", c->x.host_busy);
+	} else {
+		fputs(",,,,", f);
+	}
+	fputc('\n', f);
+}
+
+static const char *mode_word(const struct opts *o)
+{
+	return o->simulate ? "simulated" : "live";
+}
+
+/* "2 guests: 97 %, 95 %" style list of guest CPU and QEMU CPU. */
+static void text_cpu(const struct cell *c)
+{
+	printf("  CPU            guest busy");
+	for (unsigned v = 0; v < c->vms; v++) {
+		if (c->x.vm[v].guest_busy >= 0)
+			printf("%s %.0f %%", v ? "," : "",
+			       100 * c->x.vm[v].guest_busy);
+		else
+			printf("%s ?", v ? "," : "");
+	}
+	printf("; QEMU");
+	for (unsigned v = 0; v < c->vms; v++) {
+		if (c->x.vm[v].qemu_cpu >= 0)
+			printf("%s %.2f", v ? "," : "", c->x.vm[v].qemu_cpu);
+		else
+			printf("%s ?", v ? "," : "");
+	}
+	printf(" host CPU s/s; host %.0f %% busy, load %.2f at the start; "
+	       "boot %.1f s\n",
+	       100 * c->x.host_busy, c->x.load1, c->x.boot_s);
 }
 
 static void print_single(const struct opts *o, const struct cell *c,
@@ -185,16 +358,31 @@ static void print_single(const struct opts *o, const struct cell *c,
 	if (o->fmt == CLI_FMT_JSON) {
 		fputc('{', stdout);
 		json_cell_fields(stdout, c);
-		printf(",\"mb_per_proc\":%" PRIu64 ",\"request_kb\":%" PRIu64
-		       ",\"assoc_error\":%.4f,\"lone_reader_mb_s\":%.3f,"
-		       "\"per_process\":[",
-		       o->mb, o->request_kb, o->assoc, lone);
-		for (unsigned i = 0; i < r->nprocs; i++)
+		printf(",\"simulated\":%s,\"mb_per_proc\":%" PRIu64
+		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
+		       ",\"assoc_error\":%.4f",
+		       o->simulate ? "true" : "false", o->mb, o->request_kb,
+		       o->stride_mb,
+		       o->simulate ? o->assoc : cell_assoc_error(c));
+		json_lone(stdout, lone);
+		if (!o->simulate)
+			json_live_fields(stdout, c, 1);
+		printf(",\"per_process\":[");
+		for (unsigned i = 0; i < r->nprocs; i++) {
 			printf("%s{\"vm\":%u,\"proc\":%u,\"mb_s\":%.3f,"
-			       "\"finish_s\":%.6f}",
+			       "\"finish_s\":%.6f",
 			       i ? "," : "", r->proc[i].vm, r->proc[i].proc,
 			       r->proc[i].mb_s,
 			       (double)r->proc[i].finish_ns / 1e9);
+			if (!o->simulate) {
+				printf(",\"requests\":%" PRIu64 ",\"tag\":",
+				       c->x.rd[i].requests);
+				json_tag(stdout, c->x.rd[i].tag);
+				printf(",\"tag_share\":%.4f",
+				       c->x.rd[i].tag_share);
+			}
+			fputc('}', stdout);
+		}
 		printf("],\"disk\":{\"cache_hits\":%" PRIu64
 		       ",\"stream_hits\":%" PRIu64 ",\"misses\":%" PRIu64
 		       "}}\n",
@@ -206,26 +394,49 @@ static void print_single(const struct opts *o, const struct cell *c,
 		csv_row(stdout, o, c, lone);
 		return;
 	}
-	printf("simulated: %s, VMM scheduler %s, guest elevator %s\n",
+	printf("%s: %s, VMM scheduler %s, guest elevator %s\n", mode_word(o),
 	       config_label(c->vms, c->procs, label, sizeof(label)),
 	       ios_sched_name(c->sched), ios_guest_name(c->guest));
 	printf("  readers        %" PRIu64 " MB each, %" PRIu64
-	       " KiB requests, files %" PRIu64 " MiB apart",
-	       o->mb, o->request_kb, o->stride_mb);
-	if (o->assoc > 0)
+	       " KiB requests, %s %" PRIu64 " MiB apart",
+	       o->mb, o->request_kb, o->simulate ? "files" : "regions",
+	       o->stride_mb);
+	if (o->simulate && o->assoc > 0)
 		printf(", %.1f %% mistagged", 100 * o->assoc);
-	printf("\n  aggregate      %.2f MB/s (lone sequential reader %.2f "
-	       "MB/s: %.0f %%)\n",
-	       r->aggregate_mb_s, lone,
-	       lone > 0 ? 100 * r->aggregate_mb_s / lone : 0);
-	printf("  per process   ");
+	printf("\n  aggregate      %.2f MB/s", r->aggregate_mb_s);
+	if (lone >= 0)
+		printf(" (lone sequential reader %.2f MB/s: %.0f %%)", lone,
+		       lone > 0 ? 100 * r->aggregate_mb_s / lone : 0);
+	printf("\n  per process   ");
 	for (unsigned i = 0; i < r->nprocs; i++)
 		printf(" vm%u/p%u %.2f", r->proc[i].vm, r->proc[i].proc,
 		       r->proc[i].mb_s);
-	printf("\n  elapsed        %.3f s, %" PRIu64 " requests (%" PRIu64
-	       " mistagged), %" PRIu64 " seeks\n",
-	       (double)r->elapsed_ns / 1e9, r->requests, r->mistagged,
-	       r->disk.seeks);
+	if (o->simulate) {
+		printf("\n  elapsed        %.3f s, %" PRIu64 " requests (%" PRIu64
+		       " mistagged), %" PRIu64 " seeks\n",
+		       (double)r->elapsed_ns / 1e9, r->requests, r->mistagged,
+		       r->disk.seeks);
+	} else {
+		printf("\n  elapsed        %.3f s; the server saw %" PRIu64
+		       " requests of the readers (mean %.1f KiB) and moved "
+		       "the head %" PRIu64 " times\n",
+		       (double)r->elapsed_ns / 1e9, r->requests,
+		       c->x.mean_request_kb, r->disk.seeks);
+		printf("  association    %.1f %% of the requests carried a wrong "
+		       "process tag (%" PRIu64 " untagged); tags:",
+		       100 * cell_assoc_error(c), c->x.untagged);
+		for (unsigned i = 0; i < r->nprocs; i++) {
+			if (c->x.rd[i].tag == IOS_PID_UNKNOWN)
+				printf(" vm%u/p%u none", r->proc[i].vm,
+				       r->proc[i].proc);
+			else
+				printf(" vm%u/p%u tag %" PRIu32 " (%.0f %%)",
+				       r->proc[i].vm, r->proc[i].proc,
+				       c->x.rd[i].tag,
+				       100 * c->x.rd[i].tag_share);
+		}
+		fputc('\n', stdout);
+	}
 	printf("  anticipation   %" PRIu64 " waits: %" PRIu64 " hits, %" PRIu64
 	       " broken by others, %" PRIu64 " timeouts; %" PRIu64
 	       " FIFO expiries\n",
@@ -235,23 +446,83 @@ static void print_single(const struct opts *o, const struct cell *c,
 	printf("  disk           %" PRIu64 " cache hits, %" PRIu64
 	       " read-ahead stream hits, %" PRIu64 " misses\n",
 	       r->disk.cache_hits, r->disk.stream_hits, r->disk.misses);
+	if (!o->simulate) {
+		printf("  server         %.2f MB/s from the readers' first "
+		       "request to their last completion; completions at most "
+		       "%.1f ms late\n",
+		       c->x.disk_mb_s, c->x.late_ms_max);
+		text_cpu(c);
+	}
 	printf("  (MB = 10^6 bytes)\n");
+}
+
+/* One table of cells (one value per cell from get) for each guest
+ * elevator. */
+static void text_grid(const struct opts *o, const struct cell *cells,
+		      const unsigned (*cfg)[2], unsigned ncfg,
+		      const char *heading, int percent)
+{
+	size_t idx = 0;
+	char label[64];
+	for (unsigned g = 0; g < o->ng; g++) {
+		printf("%s%s; guest elevator %s\n", g ? "\n" : "", heading,
+		       ios_guest_name(o->gs[g]));
+		if (!percent) {
+			printf("%" PRIu64 " MB per reader, %" PRIu64
+			       " KiB requests, %s %" PRIu64 " MiB apart",
+			       o->mb, o->request_kb,
+			       o->simulate ? "files" : "regions",
+			       o->stride_mb);
+			if (o->simulate && o->assoc > 0)
+				printf(", %.1f %% mistagged", 100 * o->assoc);
+			fputc('\n', stdout);
+		}
+		printf("%-16s", "");
+		for (unsigned k = 0; k < o->nk; k++)
+			printf(" %10s", ios_sched_name(o->ks[k]));
+		fputc('\n', stdout);
+		for (unsigned c = 0; c < ncfg; c++) {
+			printf("%-16s", config_label(cfg[c][0], cfg[c][1], label,
+						     sizeof(label)));
+			for (unsigned k = 0; k < o->nk; k++, idx++) {
+				if (percent)
+					printf(" %10.1f",
+					       100 * cell_assoc_error(&cells[idx]));
+				else
+					printf(" %10.2f",
+					       cells[idx].r.aggregate_mb_s);
+			}
+			fputc('\n', stdout);
+		}
+	}
 }
 
 static void print_table(const struct opts *o, const struct cell *cells,
 			size_t n, const unsigned (*cfg)[2], unsigned ncfg,
-			const enum ios_sched_kind *ks, unsigned nk,
-			const enum ios_guest_elv *gs, unsigned ng, double lone)
+			double lone)
 {
 	if (o->fmt == CLI_FMT_JSON) {
-		printf("{\"simulated\":true,\"mb_per_proc\":%" PRIu64
+		uint64_t req = 0, bad = 0;
+		for (size_t i = 0; i < n; i++) {
+			req += cells[i].r.requests;
+			bad += cells[i].r.mistagged;
+		}
+		printf("{\"simulated\":%s,\"mb_per_proc\":%" PRIu64
 		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
-		       ",\"assoc_error\":%.4f,\"lone_reader_mb_s\":%.3f,"
-		       "\"cells\":[",
-		       o->mb, o->request_kb, o->stride_mb, o->assoc, lone);
+		       ",\"assoc_error\":%.4f",
+		       o->simulate ? "true" : "false", o->mb, o->request_kb,
+		       o->stride_mb,
+		       o->simulate ? o->assoc :
+		       req ? (double)bad / (double)req : 0);
+		json_lone(stdout, lone);
+		printf(",\"cells\":[");
 		for (size_t i = 0; i < n; i++) {
 			printf("%s{", i ? "," : "");
 			json_cell_fields(stdout, &cells[i]);
+			printf(",\"assoc_error\":%.4f",
+			       cell_assoc_error(&cells[i]));
+			if (!o->simulate)
+				json_live_fields(stdout, &cells[i], 0);
 			fputc('}', stdout);
 		}
 		printf("]}\n");
@@ -263,31 +534,162 @@ static void print_table(const struct opts *o, const struct cell *cells,
 			csv_row(stdout, o, &cells[i], lone);
 		return;
 	}
-	size_t idx = 0;
-	char label[64];
-	for (unsigned g = 0; g < ng; g++) {
-		printf("%sAggregate throughput, MB/s (MB = 10^6 bytes), "
-		       "simulated; guest elevator %s\n",
-		       g ? "\n" : "", ios_guest_name(gs[g]));
-		printf("%" PRIu64 " MB per reader, %" PRIu64
-		       " KiB requests, files %" PRIu64 " MiB apart",
-		       o->mb, o->request_kb, o->stride_mb);
-		if (o->assoc > 0)
-			printf(", %.1f %% mistagged", 100 * o->assoc);
-		printf("\n%-16s", "");
-		for (unsigned k = 0; k < nk; k++)
-			printf(" %10s", ios_sched_name(ks[k]));
-		fputc('\n', stdout);
-		for (unsigned c = 0; c < ncfg; c++) {
-			printf("%-16s", config_label(cfg[c][0], cfg[c][1], label,
-						     sizeof(label)));
-			for (unsigned k = 0; k < nk; k++)
-				printf(" %10.2f", cells[idx++].r.aggregate_mb_s);
-			fputc('\n', stdout);
+	char heading[96];
+	snprintf(heading, sizeof(heading),
+		 "Aggregate throughput, MB/s (MB = 10^6 bytes), %s",
+		 mode_word(o));
+	text_grid(o, cells, cfg, ncfg, heading, 0);
+	if (!o->simulate) {
+		printf("\n");
+		text_grid(o, cells, cfg, ncfg,
+			  "Association error, % of the readers' requests with "
+			  "a wrong process tag", 1);
+		double gmin = 2, gmax = -1, qmin = 100, qmax = -1;
+		double hmin = 2, hmax = -1, lmin = 1e9, lmax = -1;
+		for (size_t i = 0; i < n; i++) {
+			const struct cell *c = &cells[i];
+			for (unsigned v = 0; v < c->vms; v++) {
+				double gb = c->x.vm[v].guest_busy;
+				double qc = c->x.vm[v].qemu_cpu;
+				if (gb >= 0 && gb < gmin)
+					gmin = gb;
+				if (gb > gmax)
+					gmax = gb;
+				if (qc >= 0 && qc < qmin)
+					qmin = qc;
+				if (qc > qmax)
+					qmax = qc;
+			}
+			if (c->x.host_busy < hmin)
+				hmin = c->x.host_busy;
+			if (c->x.host_busy > hmax)
+				hmax = c->x.host_busy;
+			if (c->x.load1 < lmin)
+				lmin = c->x.load1;
+			if (c->x.load1 > lmax)
+				lmax = c->x.load1;
 		}
+		printf("\nCPU while the readers ran: guests %.0f-%.0f %% busy, "
+		       "each QEMU %.2f-%.2f host CPU s/s, host %.0f-%.0f %% "
+		       "busy, load %.2f-%.2f at the start\n",
+		       gmax >= 0 ? 100 * gmin : 0, gmax >= 0 ? 100 * gmax : 0,
+		       qmax >= 0 ? qmin : 0, qmax >= 0 ? qmax : 0, 100 * hmin,
+		       100 * hmax, lmin, lmax);
 	}
-	printf("\nlone sequential reader (1 VM x 1 proc, deadline): %.2f MB/s\n",
-	       lone);
+	if (lone >= 0)
+		printf("\nlone sequential reader (1 VM x 1 proc, deadline): "
+		       "%.2f MB/s\n",
+		       lone);
+}
+
+/* The bar chart. 0 or CLI_EXIT_INPUT. */
+static int plot_cells(const struct opts *o, const struct cell *cells,
+		      size_t n, const unsigned (*cfg)[2], unsigned ncfg,
+		      double lone)
+{
+	unsigned nrows = o->ng * ncfg;
+	char (*labels)[64] = calloc(nrows, sizeof(*labels));
+	const char **rows = calloc(nrows, sizeof(*rows));
+	const char *series[IOS_SCHED_COUNT];
+	double *vals = calloc(n, sizeof(*vals));
+	int rc = CLI_EXIT_INPUT;
+	if (!labels || !rows || !vals) {
+		cli_error("iosched: out of memory");
+		goto out;
+	}
+	for (unsigned g = 0, i = 0; g < o->ng; g++)
+		for (unsigned c = 0; c < ncfg; c++, i++) {
+			if (o->ng > 1)
+				snprintf(labels[i], sizeof(labels[i]),
+					 "%ux%u\n%s", cfg[c][0], cfg[c][1],
+					 ios_guest_name(o->gs[g]));
+			else
+				snprintf(labels[i], sizeof(labels[i]),
+					 "%u VM%s x %u proc%s", cfg[c][0],
+					 cfg[c][0] == 1 ? "" : "s", cfg[c][1],
+					 cfg[c][1] == 1 ? "" : "s");
+			rows[i] = labels[i];
+		}
+	for (unsigned k = 0; k < o->nk; k++)
+		series[k] = ios_sched_name(o->ks[k]);
+	for (size_t i = 0; i < n; i++)
+		vals[i] = cells[i].r.aggregate_mb_s;
+	char title[160];
+	snprintf(title, sizeof(title),
+		 "Sequential readers on one disk (Antfarm Fig. 7), %s: "
+		 "%" PRIu64 " MB per reader%s%s",
+		 mode_word(o), o->mb, o->ng == 1 ? ", guest elevator " : "",
+		 o->ng == 1 ? ios_guest_name(o->gs[0]) : "");
+	rc = iol_plot(o->plot, title, rows, nrows, series, o->nk, vals, lone);
+out:
+	free(labels);
+	free(rows);
+	free(vals);
+	return rc;
+}
+
+/* Parses a comma-separated list of schedulers ("all": every one). */
+static int parse_scheds(const char *arg, struct opts *o)
+{
+	char buf[128];
+	if (!strcmp(arg, "all")) {
+		o->nk = 0;
+		for (unsigned k = 0; k < IOS_SCHED_COUNT; k++)
+			o->ks[o->nk++] = (enum ios_sched_kind)k;
+		return 0;
+	}
+	if (!*arg || strlen(arg) >= sizeof(buf))
+		return -1;
+	strcpy(buf, arg);
+	unsigned n = 0;
+	for (char *save = NULL, *w = strtok_r(buf, ",", &save); w;
+	     w = strtok_r(NULL, ",", &save)) {
+		enum ios_sched_kind k;
+		if (ios_sched_parse(w, &k))
+			return -1;
+		for (unsigned i = 0; i < n; i++)
+			if (o->ks[i] == k)
+				return -1;
+		if (n == IOS_SCHED_COUNT)
+			return -1;
+		o->ks[n++] = k;
+	}
+	if (!n || arg[strlen(arg) - 1] == ',')
+		return -1;
+	o->nk = n;
+	return 0;
+}
+
+/* The same for guest elevators. */
+static int parse_guests(const char *arg, struct opts *o)
+{
+	char buf[128];
+	if (!strcmp(arg, "all")) {
+		o->ng = 0;
+		for (unsigned g = 0; g < IOS_GUEST_COUNT; g++)
+			o->gs[o->ng++] = (enum ios_guest_elv)g;
+		return 0;
+	}
+	if (!*arg || strlen(arg) >= sizeof(buf))
+		return -1;
+	strcpy(buf, arg);
+	unsigned n = 0;
+	for (char *save = NULL, *w = strtok_r(buf, ",", &save); w;
+	     w = strtok_r(NULL, ",", &save)) {
+		enum ios_guest_elv g;
+		if (ios_guest_parse(w, &g))
+			return -1;
+		for (unsigned i = 0; i < n; i++)
+			if (o->gs[i] == g)
+				return -1;
+		if (n == IOS_GUEST_COUNT)
+			return -1;
+		o->gs[n++] = g;
+	}
+	if (!n || arg[strlen(arg) - 1] == ',')
+		return -1;
+	o->ng = n;
+	return 0;
 }
 
 /* ---- command ---- */
@@ -308,6 +710,13 @@ static int run_iosched(int argc, char **argv)
 		{ "stride-mb", required_argument, NULL, OPT_STRIDE_MB },
 		{ "no-readahead", no_argument, NULL, OPT_NO_READAHEAD },
 		{ "format", required_argument, NULL, 'f' },
+		{ "plot", required_argument, NULL, OPT_PLOT },
+		{ "no-lone", no_argument, NULL, OPT_NO_LONE },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "mem", required_argument, NULL, OPT_MEM },
+		{ "no-assoc", no_argument, NULL, OPT_NO_ASSOC },
+		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -315,18 +724,23 @@ static int run_iosched(int argc, char **argv)
 	int c;
 
 	memset(&o, 0, sizeof(o));
-	o.sched_all = 1;
-	o.guest = IOS_GUEST_NONE;
+	parse_scheds("all", &o);
+	o.gs[0] = IOS_GUEST_NONE;
+	o.ng = 1;
 	o.mb = 200;
 	o.seed = 1;
 	o.request_kb = 128;
 	o.stride_mb = 1024;
 	o.readahead = 1;
 	o.fmt = CLI_FMT_TEXT;
+	o.lone = 1;
+	o.timeout_s = LIVE_TIMEOUT_S;
+	o.mem_mb = LIVE_MEM_MB;
+	o.assoc_tags = 1;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":f:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:v", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_SIMULATE:
 			o.simulate = 1;
@@ -348,30 +762,22 @@ static int run_iosched(int argc, char **argv)
 			o.have_procs = 1;
 			break;
 		case OPT_SCHED:
-			if (!strcmp(optarg, "all")) {
-				o.sched_all = 1;
-			} else if (ios_sched_parse(optarg, &o.sched)) {
+			if (parse_scheds(optarg, &o))
 				return cli_usage_error(
 					cmd,
 					"unknown scheduler '%s' (noop, deadline, "
-					"as-single, as-vm, as-process, all)",
+					"as-single, as-vm, as-process, a "
+					"comma-separated list of them, or all)",
 					optarg);
-			} else {
-				o.sched_all = 0;
-			}
 			break;
 		case OPT_GUEST:
-			if (!strcmp(optarg, "all")) {
-				o.guest_all = 1;
-			} else if (ios_guest_parse(optarg, &o.guest)) {
+			if (parse_guests(optarg, &o))
 				return cli_usage_error(
 					cmd,
 					"unknown guest elevator '%s' (none, "
-					"mq-deadline, bfq, all)",
+					"mq-deadline, bfq, a comma-separated "
+					"list of them, or all)",
 					optarg);
-			} else {
-				o.guest_all = 0;
-			}
 			break;
 		case OPT_MB:
 			if (parse_unsigned(optarg, 1, 1024, &v))
@@ -390,6 +796,7 @@ static int run_iosched(int argc, char **argv)
 					cmd, "--seed wants a number, not '%s'",
 					optarg);
 			o.seed = v;
+			o.have_seed = 1;
 			break;
 		case OPT_ASSOC:
 			if (parse_fraction(optarg, &o.assoc))
@@ -398,6 +805,7 @@ static int run_iosched(int argc, char **argv)
 					"--assoc-error wants a fraction 0..1, "
 					"not '%s'",
 					optarg);
+			o.have_assoc = 1;
 			break;
 		case OPT_REQUEST_KB:
 			if (parse_unsigned(optarg, 1, 16384, &v))
@@ -429,6 +837,53 @@ static int run_iosched(int argc, char **argv)
 					"unknown format '%s' (text, json, csv)",
 					optarg);
 			break;
+		case OPT_PLOT:
+			if (!*optarg)
+				return cli_usage_error(cmd,
+						       "--plot needs a file");
+			o.plot = optarg;
+			break;
+		case OPT_NO_LONE:
+			o.lone = 0;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_unsigned(optarg, 1, 86400, &v))
+				return cli_usage_error(
+					cmd,
+					"--timeout wants 1..86400 seconds, not "
+					"'%s'",
+					optarg);
+			o.timeout_s = (unsigned)v;
+			o.have_live_opt = 1;
+			break;
+		case OPT_MEM:
+			if (parse_unsigned(optarg, 128, 4096, &v))
+				return cli_usage_error(
+					cmd, "--mem wants 128..4096 MB, not '%s'",
+					optarg);
+			o.mem_mb = (unsigned)v;
+			o.have_live_opt = 1;
+			break;
+		case OPT_NO_ASSOC:
+			o.assoc_tags = 0;
+			o.have_live_opt = 1;
+			break;
+		case OPT_SERVER:
+			if (!strcmp(optarg, "nbdkit"))
+				o.use_nbdkit = 1;
+			else if (!strcmp(optarg, "antfarm"))
+				o.use_nbdkit = 0;
+			else
+				return cli_usage_error(
+					cmd, "--server wants antfarm or nbdkit, "
+					     "not '%s'",
+					optarg);
+			o.have_live_opt = 1;
+			break;
+		case 'v':
+			o.verbose = 1;
+			o.have_live_opt = 1;
+			break;
 		default:
 			return cli_bad_option(cmd, c, argv);
 		}
@@ -436,11 +891,6 @@ static int run_iosched(int argc, char **argv)
 	if (optind != argc)
 		return cli_usage_error(cmd, "unexpected argument '%s'",
 				       argv[optind]);
-	if (!o.simulate)
-		return cli_usage_error(
-			cmd,
-			"the live block server (QEMU guests over NBD) is not "
-			"available yet; use --simulate");
 	if (o.quick && !o.have_mb)
 		o.mb = QUICK_MB;
 	if (o.mb * 1000000u > o.stride_mb << 20)
@@ -449,6 +899,30 @@ static int run_iosched(int argc, char **argv)
 				       " is more than a file (--stride-mb %" PRIu64
 				       ")",
 				       o.mb, o.stride_mb);
+	if (o.simulate && o.have_live_opt)
+		return cli_usage_error(cmd, "--timeout, --mem, --no-assoc, "
+				       "--server and --verbose apply to the "
+				       "live mode, not --simulate");
+	if (!o.simulate) {
+		/* The live mode's own limits. */
+		if (o.have_seed || o.have_assoc)
+			return cli_usage_error(
+				cmd, "--seed and --assoc-error apply to "
+				"--simulate (the live mode measures the "
+				"association error)");
+		if (o.have_vms && o.vms > IOL_MAX_VMS)
+			return cli_usage_error(cmd, "--vms: at most %u live "
+					       "guests", IOL_MAX_VMS);
+		if ((o.stride_mb * 1024) % o.request_kb)
+			return cli_usage_error(
+				cmd,
+				"--stride-mb %" PRIu64 " is not a whole number "
+				"of %" PRIu64 " KiB requests (the readers' dd "
+				"skips whole blocks)",
+				o.stride_mb, o.request_kb);
+		/* (Then --mb rounded up to whole requests still fits a
+		 * region: the region is a whole number of them.) */
+	}
 
 	/* What to run. */
 	unsigned cfg[MAX_CONFIGS][2];
@@ -464,55 +938,77 @@ static int run_iosched(int argc, char **argv)
 		memcpy(cfg, fig7, sizeof(cfg));
 		ncfg = MAX_CONFIGS;
 	}
-	enum ios_sched_kind ks[IOS_SCHED_COUNT];
-	unsigned nk = 0;
-	if (o.sched_all)
-		for (unsigned k = 0; k < IOS_SCHED_COUNT; k++)
-			ks[nk++] = (enum ios_sched_kind)k;
-	else
-		ks[nk++] = o.sched;
-	enum ios_guest_elv gs[IOS_GUEST_COUNT];
-	unsigned ng = 0;
-	if (o.guest_all)
-		for (unsigned g = 0; g < IOS_GUEST_COUNT; g++)
-			gs[ng++] = (enum ios_guest_elv)g;
-	else
-		gs[ng++] = o.guest;
+	if (!o.simulate) {
+		struct ios_disk_params dp;
+		ios_disk_params_default(&dp);
+		for (unsigned i = 0; i < ncfg; i++)
+			if ((uint64_t)cfg[i][0] * cfg[i][1] *
+				    (o.stride_mb << 20) >
+			    dp.capacity_sectors * IOS_SECTOR_BYTES)
+				return cli_usage_error(
+					cmd,
+					"%u VM(s) x %u reader(s), %" PRIu64
+					" MiB apart, do not fit the modelled "
+					"160 GB disk",
+					cfg[i][0], cfg[i][1], o.stride_mb);
+	}
 
-	size_t n = (size_t)ng * ncfg * nk;
+	size_t n = (size_t)o.ng * ncfg * o.nk;
 	struct cell *cells = calloc(n + 1, sizeof(*cells));
 	if (!cells) {
 		cli_error("%s: out of memory", cmd);
 		return CLI_EXIT_INPUT;
 	}
+	static struct iol_env env;
 	int rc = 0;
+	if (!o.simulate) {
+		memset(&env, 0, sizeof(env));
+		env.mem_mb = o.mem_mb;
+		env.timeout_s = o.timeout_s;
+		env.assoc = o.assoc_tags;
+		env.use_nbdkit = o.use_nbdkit;
+		env.verbose = o.verbose;
+		rc = iol_prepare(&env);
+	}
 	size_t i = 0;
-	for (unsigned g = 0; g < ng && !rc; g++)
+	for (unsigned g = 0; g < o.ng && !rc; g++)
 		for (unsigned cf = 0; cf < ncfg && !rc; cf++)
-			for (unsigned k = 0; k < nk && !rc; k++, i++) {
+			for (unsigned k = 0; k < o.nk && !rc; k++, i++) {
 				cells[i].vms = cfg[cf][0];
 				cells[i].procs = cfg[cf][1];
-				cells[i].sched = ks[k];
-				cells[i].guest = gs[g];
-				rc = run_cell(&o, &cells[i]);
+				cells[i].sched = o.ks[k];
+				cells[i].guest = o.gs[g];
+				rc = o.simulate ? run_sim_cell(&o, &cells[i]) :
+						  run_live_cell(&o, &env,
+								&cells[i]);
 			}
 	/* The reference: one reader alone (the last slot). */
 	struct cell *lone = &cells[n];
-	if (!rc) {
+	double lone_mb = -1;
+	if (!rc && (o.simulate || o.lone)) {
 		lone->vms = lone->procs = 1;
 		lone->sched = IOS_SCHED_DEADLINE;
 		lone->guest = IOS_GUEST_NONE;
-		rc = run_cell(&o, lone);
+		rc = o.simulate ? run_sim_cell(&o, lone) :
+				  run_live_cell(&o, &env, lone);
+		if (!rc)
+			lone_mb = lone->r.aggregate_mb_s;
+	}
+	if (rc == RUN_INTERRUPTED) {
+		free(cells);
+		return iol_die_of_signal();
 	}
 	if (!rc) {
-		double lone_mb = lone->r.aggregate_mb_s;
 		if (n == 1)
 			print_single(&o, &cells[0], lone_mb);
 		else
 			print_table(&o, cells, n, (const unsigned(*)[2])cfg,
-				    ncfg, ks, nk, gs, ng, lone_mb);
+				    ncfg, lone_mb);
 		rc = cli_finish_output();
 	}
+	if (!rc && o.plot)
+		rc = plot_cells(&o, cells, n, (const unsigned(*)[2])cfg, ncfg,
+				lone_mb);
 	free(cells);
 	return rc;
 }
@@ -521,46 +1017,78 @@ const struct cli_cmd cli_cmd_iosched = {
 	.name = "iosched",
 	.summary = "anticipatory disk scheduling case study (Fig. 7)",
 	.usage =
-		"usage: antfarm iosched --simulate [--vms V] [--procs P]\n"
-		"         [--sched S|all] [--guest-elevator G|all] [--mb N]\n"
-		"         [--quick] [--format text|json|csv] [--seed S]\n"
-		"         [--assoc-error F] [--request-kb N] [--stride-mb N]\n"
-		"         [--no-readahead]\n"
+		"usage: antfarm iosched [--simulate] [--vms V] [--procs P]\n"
+		"         [--sched LIST|all] [--guest-elevator LIST|all]\n"
+		"         [--mb N] [--quick] [--format text|json|csv]\n"
+		"         [--plot FILE.png] [--no-lone] [--request-kb N]\n"
+		"         [--stride-mb N] [--no-readahead]\n"
+		"         live: [--timeout S] [--mem MB] [--no-assoc] [--verbose]\n"
+		"               [--server antfarm|nbdkit]\n"
+		"         --simulate: [--seed S] [--assoc-error F]\n"
 		"\n"
-		"The paper's section 7: readers in guests read private files\n"
-		"sequentially while the block server (the VMM's driver domain)\n"
-		"schedules their requests to one disk. Prints aggregate\n"
-		"throughput (MB = 10^6 bytes). Only the simulation exists so\n"
-		"far: a deterministic discrete-event model of the readers, the\n"
-		"guest elevators, the server's scheduler and a circa-2005\n"
-		"7200 RPM ATA disk (docs/iosched.md).\n"
+		"The paper's section 7: readers in guests read private regions\n"
+		"of their disks sequentially while the block server (the VMM's\n"
+		"driver domain) schedules their requests to one disk. Prints\n"
+		"aggregate throughput: all bytes over the time from the start\n"
+		"of the readers to the last one's end (MB = 10^6 bytes).\n"
 		"\n"
-		"  --simulate          run the simulation (required for now)\n"
-		"  --vms V, --procs P  one configuration, V guests (1-16) with\n"
-		"                      P readers each (1-16; either defaults\n"
-		"                      to 1); without both, the paper's three:\n"
-		"                      1x2, 2x1, 2x2\n"
-		"  --sched S           the server's scheduler: noop, deadline,\n"
-		"                      as-single (one stream, as the paper's\n"
-		"                      Xen back end), as-vm (a stream per\n"
-		"                      guest), as-process (a stream per guest\n"
-		"                      process: VMAS), or all (default)\n"
-		"  --guest-elevator G  none (default), mq-deadline, bfq, or all\n"
+		"Live (default): for each cell the block server\n"
+		"(antfarm-blockserver: the scheduler and a modelled\n"
+		"circa-2005 7200 RPM disk, sparse image files) and V QEMU\n"
+		"guests (x86_64, TCG, the antfarm plugin publishing which guest\n"
+		"process notified the disk) are started; once all have booted,\n"
+		"P busybox dd readers per guest start together, each reading\n"
+		"its region of /dev/vda buffered (requests shaped by the guest's\n"
+		"read-ahead). Each cell takes a boot (~10 s) plus the reads.\n"
+		"The association error (requests whose process tag is not their\n"
+		"reader's own) comes from the server's request log.\n"
+		"--simulate: a deterministic discrete-event model of the same\n"
+		"(docs/iosched.md), in well under a second.\n"
+		"\n"
+		"  --simulate          run the simulation instead\n"
+		"  --vms V, --procs P  one configuration, V guests (1-16; live\n"
+		"                      1-8) with P readers each (1-16; either\n"
+		"                      defaults to 1); without both, the\n"
+		"                      paper's three: 1x2, 2x1, 2x2\n"
+		"  --sched LIST        the server's scheduler(s), comma-\n"
+		"                      separated: noop, deadline, as-single (one\n"
+		"                      stream, as the paper's Xen back end),\n"
+		"                      as-vm (a stream per guest), as-process\n"
+		"                      (a stream per guest process: VMAS); or\n"
+		"                      all (default)\n"
+		"  --guest-elevator L  none (default), mq-deadline, bfq, a list,\n"
+		"                      or all\n"
 		"  --mb N              MB each reader reads (default 200, the\n"
 		"                      paper's segment; --quick: 20)\n"
 		"  --quick             a shorter run\n"
-		"  --seed S            think times and mistagging (default 1)\n"
-		"  --assoc-error F     fraction of requests tagged with the\n"
-		"                      wrong process (default 0)\n"
-		"  --request-kb N      request size (default 128: read-ahead)\n"
-		"  --stride-mb N       file spacing on disk, MiB (default 1024)\n"
-		"  --no-readahead      the disk does no read-ahead\n"
+		"  --request-kb N      request size (default 128: read-ahead);\n"
+		"                      live: dd's block size and the guest's\n"
+		"                      read_ahead_kb\n"
+		"  --stride-mb N       region spacing on disk, MiB (default 1024)\n"
+		"  --no-readahead      the modelled disk does no read-ahead\n"
+		"  --no-lone           skip the lone-reader reference run\n"
 		"  -f, --format FMT    text (default): a table like Fig. 7, or\n"
 		"                      a summary for one cell; json: one object\n"
 		"                      on the last line, holding aggregate_mb_s\n"
-		"                      for one cell (one configuration, one\n"
-		"                      scheduler, one guest elevator) or a\n"
-		"                      cells array; csv: a header and a row per\n"
-		"                      cell\n",
+		"                      and assoc_error for one cell (one\n"
+		"                      configuration, scheduler and guest\n"
+		"                      elevator) or a cells array; csv: a\n"
+		"                      header and a row per cell\n"
+		"  --plot FILE.png     also draw the bar chart (gnuplot)\n"
+		"  --timeout S         live: limit per cell (default 1800)\n"
+		"  --mem MB            live: guest RAM (default 256)\n"
+		"  --no-assoc          live: the QEMU plugin publishes no process\n"
+		"                      tags (requests reach the server untagged)\n"
+		"  --server S          live: antfarm (default: antfarm-blockserver,\n"
+		"                      our NBD server) or nbdkit (nbdkit with\n"
+		"                      nbdkit-antfarm-plugin.so; same settings)\n"
+		"  -v, --verbose       live: guest consoles, QEMU and server\n"
+		"                      messages on stderr\n"
+		"  --seed S            simulation: think times, mistagging\n"
+		"  --assoc-error F     simulation: fraction of requests tagged\n"
+		"                      with the wrong process (default 0)\n"
+		"\n"
+		"Environment (live): ANTFARM_PLUGIN, ANTFARM_NBDKIT_PLUGIN,\n"
+		"ANTFARM_BUILD_GUEST, ANTFARM_QEMU, ANTFARM_SHM_DIR, TMPDIR.\n",
 	.run = run_iosched,
 };

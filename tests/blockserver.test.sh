@@ -18,7 +18,8 @@
 #     association files written here (antfarm-assoc) get at least twice as
 #     much with as-process as with deadline or as-single; two disks of one VM: as-vm
 #     sees one stream (slow), as-process two (fast), and as-process with
-#     both tagged as the same process is slow again.
+#     both tagged as the same process is slow again;
+#   - the request log (log=, log-max=): one line per request with its tag.
 # Skips (77) only if nbdkit and the libnbd Python binding cannot be
 # installed (scripts/deps.sh all).
 . "$(dirname "$0")/functions.sh"
@@ -469,6 +470,31 @@ echo "two VMs x 1 reader: deadline $dl, as-single $single, as-process $proc MB/s
 [ "$(stat 's["sched_stats"]["antic_hits"] > 50')" = True ] || fail "as-process did not anticipate"
 ge "$proc" "$(mul "$dl" 2)" || fail "as-process ($proc) not at least twice deadline ($dl)"
 ge "$proc" "$(mul "$single" 2)" || fail "as-process ($proc) not at least twice as-single ($single): one stream for all should not anticipate well"
+
+# The request log (log=): the first log-max requests, one line each in
+# arrival order, with export, VM, tag, offset and length; the rest counted.
+start_server export=a file="$tmp/a.img" assoc="$tmp/vm0.assoc" \
+	export=b file="$tmp/b.img" assoc="$tmp/vm1.assoc" sched=as-process \
+	log="$tmp/req.log" log-max=100
+run_readers a b >/dev/null
+stop_server
+[ "$(stat 's["log_entries"], s["log_dropped"]')" = "(100, $((2 * READ / REQ - 100)))" ] ||
+	fail "log counters: $(stat 's["log_entries"], s["log_dropped"]')"
+head -n 1 "$tmp/req.log" | grep -qx '# arrive_ns done_ns export vm pid rw offset length' ||
+	fail "request log header: $(head -n 1 "$tmp/req.log")"
+awk -v size="$(file_size "$tmp/a.img")" -v req=$REQ '
+NR == 1 { next }
+NF != 8 || $2 < $1 || $1 < prev || $6 != "R" || $8 != req || $7 % req || $7 + $8 > size ||
+    !(($3 == 0 && $4 == 0 && $5 == 5) || ($3 == 1 && $4 == 1 && $5 == 9)) { bad++ }
+{ prev = $1; n++; per[$3]++ }
+END { exit !(n == 100 && !bad && per[0] > 0 && per[1] > 0) }' "$tmp/req.log" ||
+	fail "request log: $(head -n 5 "$tmp/req.log")"
+rc=0
+env $NBDKIT_ENV timeout 30 nbdkit -f -U "$tmp/bad.sock" "$PLUGIN" export=a file="$tmp/a.img" \
+	log-max=0 2>"$tmp/bad.err" || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "log-max=0" "$tmp/bad.err" ||
+	fail "log-max=0: status $rc: $(cat "$tmp/bad.err")"
+echo "request log: ok"
 
 # One VM with two disks (vm=0 for both), whose requests carry different
 # processes: only as-process tells the streams apart.

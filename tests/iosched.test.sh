@@ -4,8 +4,10 @@
 # aggregate_mb_s for one cell or a cells array), agreement between the
 # formats and between a table cell and the same cell run alone, determinism,
 # the paper's pattern at the command line, and command-line errors (one line
-# on stderr, exit 2). Skips only while the command is not built; JSON is
-# read with jq, or python3 if jq is missing.
+# on stderr, exit 2), the live mode's included (refused before anything is
+# started; the live runs are tests/iosched_live.test.sh). Skips only while
+# the command is not built; JSON is read with jq, or python3 if jq is
+# missing.
 . "$(dirname "$0")/functions.sh"
 requires_antfarm
 
@@ -57,10 +59,18 @@ grep -q '^usage: antfarm iosched' "$tmp/out" || fail "help iosched: no usage lin
 expect_rc 0 "$ANTFARM" iosched --help
 grep -q '^usage: antfarm iosched' "$tmp/out" || fail "iosched --help: no usage line"
 
-# ---- the live mode is not there yet ----
-expect_error 2 "$ANTFARM" iosched
-grep -q 'not available yet' "$tmp/err" || fail "no --simulate: $(cat "$tmp/err")"
-expect_error 2 "$ANTFARM" iosched --vms 1 --procs 2 --sched deadline --format json
+# ---- the live mode's command-line errors (refused before anything starts;
+# the live runs themselves are tests/iosched_live.test.sh) ----
+for args in "--seed 3" "--assoc-error 0.1" "--vms 9" "--request-kb 44" \
+	"--timeout 0" "--mem 64" \
+	"--vms 8 --procs 16 --stride-mb 2000"; do
+	# shellcheck disable=SC2086
+	expect_error 2 "$ANTFARM" iosched $args
+done
+for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose"; do
+	# shellcheck disable=SC2086
+	expect_error 2 "$ANTFARM" iosched --simulate $args
+done
 
 # ---- the table (text) ----
 expect_rc 0 "$ANTFARM" iosched --simulate
