@@ -5,7 +5,9 @@
  * the same summary as `antfarm eval` (cli/report.c).
  *
  * Steps: install what is missing (scripts/deps.sh), build or find the cached
- * guest (guest/build-guest.sh), check QEMU, make the shared guest-RAM file
+ * guest (guest/build-guest.sh) and, for the compile workload, its root
+ * filesystem on a disk image (guest/build-rootfs.sh), check QEMU, make the
+ * shared guest-RAM file
  * (removed as soon as QEMU and the plugin have it open, and on every other
  * exit path), listen on a Unix socket for the plugin's event lines, start
  * QEMU in its own process group (it dies with us), relay events to stdout
@@ -45,6 +47,8 @@
 #define TAIL_LINES 25       /* console lines kept for error reports */
 #define TAIL_LEN 240        /* bytes kept of each */
 #define STOP_GRACE_MS 10000 /* SIGTERM to SIGKILL when stopping QEMU */
+#define COMPILE_TIMEOUT_S 7200 /* default --timeout of the compile workload */
+#define COMPILE_MEM_MB 1024    /* default --mem of the compile workload */
 
 /* The command line. */
 struct opts {
@@ -62,6 +66,8 @@ struct opts {
 	enum cli_format summary; /* summary: text, json or csv */
 	unsigned events;        /* EVM_* printed live */
 	unsigned timeout_s;     /* QEMU is stopped after this long */
+	int timeout_set;        /* --timeout was given */
+	int mem_set;            /* --mem was given */
 	double rate, life;      /* fork workloads; < 0: default */
 	const char *plugin_opts[MAX_PLUGIN_OPTS]; /* extra plugin key=value */
 	size_t n_plugin_opts;   /* how many */
@@ -219,10 +225,22 @@ static int parse_events(const char *s, unsigned *mask)
 	return 0;
 }
 
+/* The compile workload: which source tree (on the disk image made by
+ * guest/build-rootfs.sh, configured there) for --workload compile:WHAT. */
+static const char *compile_tree(const char *what)
+{
+	if (!what || !strcmp(what, "bash"))
+		return "bash";
+	if (!strcmp(what, "quick") || !strcmp(what, "dash"))
+		return "dash";
+	return NULL;
+}
+
 /* Turns --workload (and --rate/--life) into the guest command and the
- * summary label's workload part. Returns 0 or CLI_EXIT_USAGE. */
+ * summary label's workload part; *disk is set to 1 for workloads that need
+ * the compile guest's disk. Returns 0 or CLI_EXIT_USAGE. */
 static int workload_cmd(const struct opts *o, char *cmd, size_t cap,
-			char *what, size_t wcap)
+			char *what, size_t wcap, int *disk)
 {
 	const char *w = o->workload ? o->workload : "forkexec";
 	char name[32];
@@ -231,10 +249,28 @@ static int workload_cmd(const struct opts *o, char *cmd, size_t cap,
 	uint64_t n = 0;
 	int has_n = colon != NULL;
 
+	*disk = 0;
 	if (nl >= sizeof(name))
 		return cli_usage_error("run", "unknown workload '%s'", w);
 	memcpy(name, w, nl);
 	name[nl] = '\0';
+	if (!strcmp(name, "compile")) {
+		const char *tree = compile_tree(colon ? colon + 1 : NULL);
+		if (!tree)
+			return cli_usage_error("run", "compile takes :bash "
+					       "(default) or :quick");
+		if (o->rate >= 0 || o->life >= 0)
+			return cli_usage_error("run", "--rate and --life apply "
+					       "to fork, forkexec and "
+					       "vforkexec");
+		/* /init mounted the disk on /disk (antfarm.disk=vda). */
+		snprintf(cmd, cap, "chroot /disk /antfarm/compile -j %u %s",
+			 o->smp, tree);
+		snprintf(what, wcap, "compile:%s",
+			 strcmp(tree, "bash") ? "quick" : "bash");
+		*disk = 1;
+		return 0;
+	}
 	if (has_n && cli_parse_u64(colon + 1, 1000000, &n))
 		return cli_usage_error("run", "bad count in workload '%s'", w);
 	int forky = !strcmp(name, "fork") || !strcmp(name, "forkexec") ||
@@ -272,8 +308,8 @@ static int workload_cmd(const struct opts *o, char *cmd, size_t cap,
 		snprintf(what, wcap, "pagetouch:%" PRIu64, n);
 	} else {
 		return cli_usage_error("run", "unknown workload '%s' (fork, "
-				       "forkexec, vforkexec, load, pagetouch)",
-				       w);
+				       "forkexec, vforkexec, load, pagetouch, "
+				       "compile)", w);
 	}
 	return 0;
 }
@@ -348,6 +384,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 						       "number of MB, 64 or "
 						       "more");
 			o->mem_mb = (unsigned)v;
+			o->mem_set = 1;
 			break;
 		case 'w':
 			o->workload = optarg;
@@ -394,6 +431,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return cli_usage_error("run", "--timeout must be "
 						       "a number of seconds");
 			o->timeout_s = (unsigned)v;
+			o->timeout_set = 1;
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -452,6 +490,197 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		if (stat(o->adds[i], &st) != 0 || !S_ISREG(st.st_mode))
 			return cli_usage_error("run", "--add: '%s' is not a "
 					       "file", o->adds[i]);
+	}
+	return 0;
+}
+
+/* ---- the compile guest's disk (guest/build-rootfs.sh) ---- */
+
+/* A run of build-rootfs.sh. */
+struct script_io {
+	char out[4096];     /* its stdout (key=value lines) */
+	size_t out_n;       /* bytes in out */
+	int show;           /* relay its stderr lines to ours */
+	char last[TAIL_LEN]; /* its last non-empty stderr line */
+};
+
+static void script_out_line(void *ctx, char *line)
+{
+	struct script_io *io = ctx;
+	size_t n = strlen(line);
+
+	if (io->out_n + n + 2 > sizeof(io->out))
+		return; /* more than the script prints: ignored */
+	memcpy(io->out + io->out_n, line, n);
+	io->out_n += n;
+	io->out[io->out_n++] = '\n';
+	io->out[io->out_n] = '\0';
+}
+
+static void script_err_line(void *ctx, char *line)
+{
+	struct script_io *io = ctx;
+
+	if (!*line)
+		return;
+	copy_str(io->last, sizeof(io->last), line);
+	if (io->show) {
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	}
+}
+
+/* Runs argv to its end with io collecting its output. Returns 0 (*status
+ * set), RUN_INTERRUPTED, or a negative errno if it could not be started. */
+static int run_script(char *const argv[], struct script_io *io, int *status)
+{
+	static struct run_lines lo, le;
+	struct run_child c;
+	int rc;
+
+	io->out_n = 0;
+	io->out[0] = '\0';
+	io->last[0] = '\0';
+	lo.n = le.n = 0;
+	rc = run_spawn(&c, argv, 1);
+	if (rc)
+		return rc;
+	while (c.out_fd >= 0 || c.err_fd >= 0) {
+		struct pollfd pf[3] = {
+			{ run_signal_fd(), POLLIN, 0 },
+			{ c.out_fd, POLLIN, 0 },
+			{ c.err_fd, POLLIN, 0 },
+		};
+		if (run_signal_caught()) {
+			run_stop(&c, 3000);
+			run_child_close(&c);
+			return RUN_INTERRUPTED;
+		}
+		int n = poll(pf, 3, 250);
+		if (n < 0 && errno != EINTR) {
+			rc = -errno;
+			run_stop(&c, 3000);
+			run_child_close(&c);
+			return rc;
+		}
+		if (n <= 0)
+			continue;
+		if (pf[0].revents) {
+			char b[16];
+			(void)!read(run_signal_fd(), b, sizeof(b));
+		}
+		if (pf[1].revents &&
+		    run_lines_read(&lo, c.out_fd, script_out_line, io) != 0) {
+			close(c.out_fd);
+			c.out_fd = -1;
+		}
+		if (pf[2].revents &&
+		    run_lines_read(&le, c.err_fd, script_err_line, io) != 0) {
+			close(c.err_fd);
+			c.err_fd = -1;
+		}
+	}
+	while ((rc = run_reap(&c, 0)) == 0) {
+		if (run_signal_caught()) {
+			run_stop(&c, 3000);
+			return RUN_INTERRUPTED;
+		}
+		struct pollfd pf = { run_signal_fd(), POLLIN, 0 };
+		poll(&pf, 1, 50);
+	}
+	if (rc < 0)
+		return rc;
+	*status = c.status;
+	return 0;
+}
+
+/* The value of "key=" in the script's output, copied to dst. 0 or -1. */
+static int script_value(const char *out, const char *key, char *dst,
+			size_t cap)
+{
+	size_t kl = strlen(key);
+
+	for (const char *p = out; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+			if (len - kl - 1 >= cap)
+				return -1;
+			memcpy(dst, p + kl + 1, len - kl - 1);
+			dst[len - kl - 1] = '\0';
+			return 0;
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	return -1;
+}
+
+/* Finds the compile guest's disk image for arch, building it on first use
+ * (slow: says so, with the builder's progress lines). The builder is
+ * ANTFARM_BUILD_ROOTFS, else build-rootfs.sh beside the guest builder.
+ * Returns 0, CLI_EXIT_INPUT after reporting, or RUN_INTERRUPTED. */
+static int find_disk(const struct run_paths *p, const char *arch, int verbose,
+		     char *image, size_t cap)
+{
+	static struct script_io io;
+	char script[PATH_MAX];
+	const char *env = getenv("ANTFARM_BUILD_ROOTFS");
+	int st = 0, rc;
+
+	if (env && *env) {
+		if (strlen(env) >= sizeof(script)) {
+			cli_error("run: ANTFARM_BUILD_ROOTFS is too long");
+			return CLI_EXIT_INPUT;
+		}
+		strcpy(script, env);
+	} else {
+		copy_str(script, sizeof(script), p->build_guest);
+		char *slash = strrchr(script, '/');
+		size_t at = slash ? (size_t)(slash + 1 - script) : 0;
+		if (at + sizeof("build-rootfs.sh") > sizeof(script)) {
+			cli_error("run: a path is too long");
+			return CLI_EXIT_INPUT;
+		}
+		strcpy(script + at, "build-rootfs.sh");
+	}
+	if (access(script, X_OK) != 0) {
+		cli_error("run: %s: %s (set ANTFARM_BUILD_ROOTFS)", script,
+			  strerror(errno));
+		return CLI_EXIT_INPUT;
+	}
+	char *check[] = { script, "--arch", (char *)arch, "--check", NULL };
+	io.show = verbose;
+	rc = run_script(check, &io, &st);
+	if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+		fprintf(stderr, "antfarm: run: building the compile guest's "
+			"root filesystem (first use only, a few minutes; needs "
+			"root): Debian with gcc, make and libc6-dev by "
+			"debootstrap, the bash and dash source packages "
+			"configured in it, an ext4 image; cached in "
+			"~/.cache/antfarm/rootfs\n");
+		fflush(stderr);
+		char *build[] = { script, "--arch", (char *)arch, NULL };
+		io.show = 1;
+		rc = run_script(build, &io, &st);
+	}
+	if (rc == RUN_INTERRUPTED)
+		return rc;
+	if (rc) {
+		cli_error("run: cannot run %s: %s", script, strerror(-rc));
+		return CLI_EXIT_INPUT;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		const char *why = io.last;
+		if (!strncmp(why, "build-rootfs: error: ", 21))
+			why += 21;
+		cli_error("run: cannot build the compile root filesystem: %s",
+			  *why ? why : "the builder failed");
+		return CLI_EXIT_INPUT;
+	}
+	if (script_value(io.out, "image", image, cap) ||
+	    access(image, R_OK) != 0) {
+		cli_error("run: %s named no readable disk image", script);
+		return CLI_EXIT_INPUT;
 	}
 	return 0;
 }
@@ -968,15 +1197,24 @@ static int run_run(int argc, char **argv)
 	static struct seen seen;
 	struct argv_buf qa = { .n = 0 };
 	char gcmd[512] = "", what[64] = "exec", label[160], desc[64];
-	int rc;
+	static char disk[PATH_MAX];
+	int rc, use_disk = 0;
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc;
 	if (!o.exec) {
-		rc = workload_cmd(&o, gcmd, sizeof(gcmd), what, sizeof(what));
+		rc = workload_cmd(&o, gcmd, sizeof(gcmd), what, sizeof(what),
+				  &use_disk);
 		if (rc)
 			return rc;
+	}
+	if (use_disk) {
+		/* A compile takes minutes under TCG, and gcc wants memory. */
+		if (!o.timeout_set)
+			o.timeout_s = COMPILE_TIMEOUT_S;
+		if (!o.mem_set)
+			o.mem_mb = COMPILE_MEM_MB;
 	}
 	snprintf(label, sizeof(label), "%s%s%s smp=%u %s", o.arch,
 		 o.cpu ? " cpu=" : "", o.cpu ? o.cpu : "", o.smp, what);
@@ -1026,6 +1264,11 @@ static int run_run(int argc, char **argv)
 	rc = run_build_guest(&paths, &rq, o.verbose, &guest);
 	if (rc)
 		goto out;
+	if (use_disk) {
+		rc = find_disk(&paths, o.arch, o.verbose, disk, sizeof(disk));
+		if (rc)
+			goto out;
+	}
 	const char *qemu = paths.qemu[0] ? paths.qemu : guest.qemu;
 	rc = run_check_qemu(qemu, o.verbose);
 	if (rc)
@@ -1082,7 +1325,9 @@ static int run_run(int argc, char **argv)
 		copy_str(desc, sizeof(desc), longdesc);
 	}
 	char *e_desc = qesc(desc);
-	if (!e_ram || !e_trace || !e_sock || !e_plugin || !e_desc)
+	char *e_disk = use_disk ? qesc(disk) : NULL;
+	if (!e_ram || !e_trace || !e_sock || !e_plugin || !e_desc ||
+	    (use_disk && !e_disk))
 		qa.oom = 1;
 	arg_add(&qa, "%s", qemu);
 	arg_add(&qa, "-M");
@@ -1111,7 +1356,15 @@ static int run_run(int argc, char **argv)
 	if (o.exec)
 		arg_add(&qa, "%s", guest.append);
 	else
-		arg_add(&qa, "%s antfarm.cmd=\"%s\"", guest.append, gcmd);
+		arg_add(&qa, "%s%s antfarm.cmd=\"%s\"", guest.append,
+			use_disk ? " antfarm.disk=vda" : "", gcmd);
+	if (use_disk) {
+		/* The cached image stays as built: the guest's writes go to a
+		 * temporary overlay that QEMU drops at exit. */
+		arg_add(&qa, "-drive");
+		arg_add(&qa, "file=%s,if=virtio,format=raw,snapshot=on,"
+			"cache=unsafe", e_disk ? e_disk : "");
+	}
 	arg_add(&qa, "-object");
 	arg_add(&qa, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
 		o.mem_mb, e_ram ? e_ram : "");
@@ -1142,6 +1395,7 @@ static int run_run(int argc, char **argv)
 	free(e_sock);
 	free(e_plugin);
 	free(e_desc);
+	free(e_disk);
 	if (qa.oom) {
 		cli_error("run: out of memory");
 		rc = CLI_EXIT_INPUT;
@@ -1267,15 +1521,22 @@ const struct cli_cmd cli_cmd_run = {
 		"                     i386-pae (three-level)\n"
 		"  -c, --cpu MODEL    QEMU CPU model, e.g. max (5-level paging),\n"
 		"                     max,vendor=GenuineIntel (5-level with KPTI)\n"
-		"  -s, --smp N        vCPUs (default 1)\n"
-		"  -m, --mem MB       guest RAM (default 512)\n"
+		"  -s, --smp N        vCPUs (default 1); also make -j N for\n"
+		"                     --workload compile\n"
+		"  -m, --mem MB       guest RAM (default 512; compile 1024)\n"
 		"  -w, --workload W   fork[:N], forkexec[:N], vforkexec[:N]: N\n"
 		"                     processes (default 200) made --rate per\n"
 		"                     second (default 50), each living --life\n"
 		"                     seconds (default 0.1); load[:K]: the lag\n"
 		"                     workload with K CPU-bound processes (default\n"
 		"                     10); pagetouch[:N]: N runs touching 100 MB\n"
-		"                     (default 10). Default forkexec:200\n"
+		"                     (default 10); compile[:bash|:quick]: make\n"
+		"                     -j N (N = --smp) of bash (default; the\n"
+		"                     paper's compile) or, quick, of dash, from\n"
+		"                     Debian's source packages configured when\n"
+		"                     the compile guest's disk was built (first\n"
+		"                     use builds it: debootstrap, a few minutes,\n"
+		"                     root). Default forkexec:200\n"
 		"  -e, --exec CMD     run CMD (sh syntax) in the guest instead\n"
 		"  -A, --add FILE     copy FILE into the guest's /bin (repeatable)\n"
 		"  -r, --record TRACE keep the trace (for antfarm replay/eval/dump)\n"
@@ -1284,7 +1545,8 @@ const struct cli_cmd cli_cmd_run = {
 		"                     the last line of stdout; csv\n"
 		"      --events LIST  live lines shown: create,exit,switch,truth,\n"
 		"                     all or none (default create,exit)\n"
-		"      --timeout S    stop QEMU after S seconds (default 600)\n"
+		"      --timeout S    stop QEMU after S seconds (default 600;\n"
+		"                     compile 7200)\n"
 		"  -v, --verbose      show the guest console, QEMU's messages and\n"
 		"                     progress on stderr\n"
 		"      --console FILE write the guest console to FILE\n"
@@ -1294,7 +1556,8 @@ const struct cli_cmd cli_cmd_run = {
 		"      --no-install   do not run scripts/deps.sh\n"
 		"\n"
 		"Environment: ANTFARM_PLUGIN, ANTFARM_BUILD_GUEST, ANTFARM_DEPS\n"
-		"('none' skips it), ANTFARM_QEMU, ANTFARM_SHM_DIR (default\n"
+		"('none' skips it), ANTFARM_BUILD_ROOTFS, ANTFARM_QEMU,\n"
+		"ANTFARM_SHM_DIR (default\n"
 		"/dev/shm), ANTFARM_GUEST_KERNEL + ANTFARM_GUEST_INITRD (a ready\n"
 		"guest). The console is shown on failure; exit status 0 when the\n"
 		"guest's command succeeded and the run was scored, 1 otherwise,\n"

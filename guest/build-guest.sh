@@ -27,8 +27,9 @@ BACKPORTS=0
 REBUILD=0
 QUIET=0
 # Modules always in the initramfs (with what they depend on): virtio for the
-# disk case study, the optional I/O schedulers.
-BASE_MODS=(virtio_pci virtio_blk virtio_net bfq kyber-iosched)
+# disk case study, the optional I/O schedulers, ext4 and crc32c for the
+# compile guest's disk (guest/build-rootfs.sh).
+BASE_MODS=(virtio_pci virtio_blk virtio_net bfq kyber-iosched ext4 crc32c_generic)
 
 msg() { [ "$QUIET" = 1 ] || echo "$PROG: $*" >&2; }
 die() {

@@ -12,6 +12,10 @@
 #   afwork forkexec            the default workload
 # Other kernel command-line options (all optional):
 #   antfarm.modules=a,b        modprobe these first (e.g. virtio_blk,bfq)
+#   antfarm.disk=DEV           mount /dev/DEV (ext4, e.g. vda) on /disk with
+#                              proc, sysfs and a tmpfs /tmp inside it, before
+#                              ground truth is armed (the compile guest's
+#                              root filesystem: the command chroots into it)
 #   antfarm.truth=0            do not load the ground-truth module
 #   antfarm.verbose=N          the module's verbose= (1: log events, 2: +switch)
 #   antfarm.timeout=SECONDS    kill the command after SECONDS (status 137)
@@ -72,6 +76,38 @@ echo "antfarm: guest $(uname -r) $(uname -m)"
 for m in $(arg modules | tr , ' '); do
 	modprobe "$m" || echo "antfarm: error modprobe $m failed"
 done
+
+disk=$(arg disk)
+if [ -n "$disk" ]; then
+	case $disk in
+	*[!A-Za-z0-9]*)
+		echo "antfarm: error antfarm.disk=$disk is not a device name"
+		finish 255
+		;;
+	esac
+	# crc32c for ext4's metadata checksums: ext4 asks the crypto API
+	# for it at mount time; it is no module dependency of ext4.
+	for m in virtio_pci virtio_blk crc32c_generic ext4; do
+		modprobe "$m" 2>/dev/null
+	done
+	# The device node appears once the virtio probe is done.
+	i=0
+	while [ ! -b "/dev/$disk" ] && [ "$i" -lt 100 ]; do
+		sleep 0.1 2>/dev/null || sleep 1
+		i=$((i + 1))
+	done
+	mkdir -p /disk
+	if ! mount -t ext4 "/dev/$disk" /disk; then
+		echo "antfarm: error cannot mount /dev/$disk (ext4) on /disk"
+		finish 255
+	fi
+	for d in proc sys tmp; do
+		[ -d "/disk/$d" ] || mkdir -p "/disk/$d"
+	done
+	mount -t proc proc /disk/proc && mount -t sysfs sysfs /disk/sys &&
+		mount -t tmpfs tmpfs /disk/tmp ||
+		{ echo "antfarm: error cannot mount proc, sysfs or /tmp in /disk"; finish 255; }
+fi
 
 if [ "$(arg truth)" != 0 ]; then
 	verbose=$(arg verbose)
