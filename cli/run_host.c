@@ -182,7 +182,9 @@ static int kv_get(const char *out, const char *key, char *dst, size_t cap)
 static const char *strip_prefix(const char *s)
 {
 	static const char *const pre[] = { "build-guest: error: ",
-					   "build-guest: ", "antfarm: " };
+					   "build-guest: ",
+					   "build-rootfs: error: ",
+					   "build-rootfs: ", "antfarm: " };
 	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
 		if (!strncmp(s, pre[i], strlen(pre[i])))
 			return s + strlen(pre[i]);
@@ -392,6 +394,72 @@ static int has_frame_pointer(const char *kernel)
 			yes = 1;
 	fclose(f);
 	return yes;
+}
+
+int run_find_rootfs(const struct run_paths *p, const char *arch, int verbose,
+		    char *image, size_t cap)
+{
+	static struct helper h;
+	char script[PATH_MAX];
+	const char *env = getenv("ANTFARM_BUILD_ROOTFS");
+
+	if (env && *env) {
+		if (strlen(env) >= sizeof(script)) {
+			cli_error("run: ANTFARM_BUILD_ROOTFS is too long");
+			return CLI_EXIT_INPUT;
+		}
+		strcpy(script, env);
+	} else {
+		copy_str(script, sizeof(script), p->build_guest);
+		char *slash = strrchr(script, '/');
+		size_t at = slash ? (size_t)(slash + 1 - script) : 0;
+		if (at + sizeof("build-rootfs.sh") > sizeof(script)) {
+			cli_error("run: a path is too long");
+			return CLI_EXIT_INPUT;
+		}
+		strcpy(script + at, "build-rootfs.sh");
+	}
+	if (access(script, X_OK) != 0) {
+		cli_error("run: %s: %s (set ANTFARM_BUILD_ROOTFS)", script,
+			  strerror(errno));
+		return CLI_EXIT_INPUT;
+	}
+	char *check[] = { script, "--arch", (char *)arch, "--check", NULL };
+	memset(&h, 0, sizeof(h));
+	h.show_after_ms = -1;
+	h.verbose = verbose;
+	int rc = run_helper(check, &h);
+	if (rc == 0 && WIFEXITED(h.status) && WEXITSTATUS(h.status) == 3) {
+		char *build[] = { script, "--arch", (char *)arch, NULL };
+		memset(&h, 0, sizeof(h));
+		h.heading = "building the compile guest's root filesystem "
+			    "(first use only, a few minutes; needs root): "
+			    "Debian with gcc, make and libc6-dev by "
+			    "debootstrap, the bash and dash source packages "
+			    "configured in it, an ext4 image; cached in "
+			    "~/.cache/antfarm/rootfs";
+		h.show_after_ms = 0;
+		h.verbose = 1;
+		rc = run_helper(build, &h);
+	}
+	if (rc == RUN_INTERRUPTED)
+		return rc;
+	if (rc) {
+		cli_error("run: cannot run %s: %s", script, strerror(-rc));
+		return CLI_EXIT_INPUT;
+	}
+	if (!WIFEXITED(h.status) || WEXITSTATUS(h.status) != 0) {
+		char st[64];
+		describe_status(h.status, st, sizeof(st));
+		cli_error("run: cannot build the compile root filesystem: %s",
+			  h.last[0] ? strip_prefix(h.last) : st);
+		return CLI_EXIT_INPUT;
+	}
+	if (kv_get(h.out, "image", image, cap) || access(image, R_OK) != 0) {
+		cli_error("run: %s named no readable disk image", script);
+		return CLI_EXIT_INPUT;
+	}
+	return 0;
 }
 
 int run_build_guest(const struct run_paths *p, const struct run_guest_req *rq,

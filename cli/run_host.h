@@ -61,6 +61,14 @@ int run_install_deps(const struct run_paths *p, const char *qemu,
 int run_build_guest(const struct run_paths *p, const struct run_guest_req *rq,
 		    int verbose, struct run_guest *out);
 
+/* Finds the compile guest's root disk image for arch (x86_64, i386,
+ * i386-pae), building it on first use (slow: says so, with the builder's
+ * progress lines). The builder is ANTFARM_BUILD_ROOTFS, else
+ * build-rootfs.sh beside the guest builder. Returns 0 with the image's path
+ * in image, CLI_EXIT_INPUT after reporting, or RUN_INTERRUPTED. */
+int run_find_rootfs(const struct run_paths *p, const char *arch, int verbose,
+		    char *image, size_t cap);
+
 /* Checks that qemu runs and is QEMU 10 or newer. Returns 0, CLI_EXIT_INPUT
  * after reporting, or RUN_INTERRUPTED. */
 int run_check_qemu(const char *qemu, int verbose);

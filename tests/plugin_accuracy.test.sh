@@ -37,15 +37,8 @@ ver=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\)
 
 # A SANITIZE=1 plugin runs in the uninstrumented QEMU with the sanitizer
 # runtimes preloaded (as in plugin_smoke.test.sh).
-PRELOAD=
-for lib in libasan libubsan; do
-	l=$(ldd "$PLUGIN" 2>/dev/null | awk -v l="$lib" 'index($1, l) == 1 { print $3 }')
-	[ -n "$l" ] && PRELOAD="$PRELOAD${PRELOAD:+ }$l"
-done
-if [ -n "$PRELOAD" ]; then
-	export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0
-	export UBSAN_OPTIONS=print_stacktrace=1
-fi
+. "$(dirname "$0")/sanitizer.sh"
+sanitizer_preload "$PLUGIN"
 
 T=$(mktemp -d /tmp/af-plugin-acc.XXXXXX) || skip "mktemp"
 RAM=/dev/shm/af-plugin-acc.$$

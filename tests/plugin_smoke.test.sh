@@ -41,15 +41,8 @@ ver=$("$QEMU" --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
 
 # A SANITIZE=1 plugin runs in the uninstrumented QEMU with the sanitizer
 # runtimes preloaded (leak checking off: QEMU itself leaks at exit).
-PRELOAD=
-for lib in libasan libubsan; do
-	l=$(ldd "$PLUGIN" 2>/dev/null | awk -v l="$lib" 'index($1, l) == 1 { print $3 }')
-	[ -n "$l" ] && PRELOAD="$PRELOAD${PRELOAD:+ }$l"
-done
-if [ -n "$PRELOAD" ]; then
-	export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0
-	export UBSAN_OPTIONS=print_stacktrace=1
-fi
+. "$(dirname "$0")/sanitizer.sh"
+sanitizer_preload "$PLUGIN"
 
 T=$(mktemp -d /tmp/af-plugin-smoke.XXXXXX) || fail "mktemp"
 RAM=/dev/shm/af-plugin-smoke.$$
