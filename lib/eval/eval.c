@@ -121,6 +121,9 @@ struct ent {
 	uint64_t hi;    /* target: exclusive upper bound (UINT64_MAX: none) */
 	uint64_t ihi;   /* target: forward pass takes no candidate later than
 	                   the next inferred create (UINT64_MAX: none) */
+	uint64_t bt;    /* target: its window's upper bound is the first bound
+	                   after bt (> time: a vfork child, whose address
+	                   space begins at its exec); others: unused */
 	uint32_t seq;   /* sort key 3: feeding order (truth before inferred) */
 	uint32_t flags; /* F_* */
 };
@@ -261,17 +264,20 @@ static int cmp_pidkey(const void *a, const void *b)
 }
 
 /* Fills in, for every truth record, the ASID used for matching (VFORK: the
- * next EXEC's) and whether it is a vfork child without an address space.
- * asids receives the resolved ASIDs (the stored records are not changed, so
- * finish can run again). */
+ * next EXEC's), the time from which it bounds other events' windows (VFORK:
+ * that EXEC's, when the child's address space begins; others: their own)
+ * and whether it is a vfork child without an address space. asids and
+ * btimes receive them (the stored records are not changed, so finish can
+ * run again). */
 static int resolve_vfork(const struct af_eval *ev, uint64_t *asids,
-			 uint8_t *skip)
+			 uint64_t *btimes, uint8_t *skip)
 {
 	const struct rec *t = ev->truth.v;
 	size_t n = ev->truth.n, m = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		asids[i] = t[i].asid;
+		btimes[i] = t[i].time;
 		skip[i] = 0;
 		switch (t[i].kind) {
 		case AF_TRUTH_FORK:
@@ -305,9 +311,10 @@ static int resolve_vfork(const struct af_eval *ev, uint64_t *asids,
 		int same_prev = j > 0 && k[j - 1].pid == k[j].pid;
 		if (r->kind == AF_TRUTH_VFORK) {
 			const struct rec *nx = same_next ? &t[k[j + 1].idx] : NULL;
-			if (nx && nx->kind == AF_TRUTH_EXEC)
+			if (nx && nx->kind == AF_TRUTH_EXEC) {
 				asids[k[j].idx] = nx->asid;
-			else
+				btimes[k[j].idx] = nx->time;
+			} else
 				skip[k[j].idx] = 1;
 		} else if (r->kind == AF_TRUTH_EXIT && same_prev &&
 			   t[k[j - 1].idx].kind == AF_TRUTH_VFORK) {
@@ -481,16 +488,31 @@ static void bound_group(struct ent *e, size_t n, int lo_incl)
 			i--;
 		}
 		for (size_t k = i; k < j; k++) {
-			if (e[k].flags & F_TARGET) {
-				e[k].hi = cur_hi;
+			/* non-targets keep the next bound too (for below) */
+			e[k].hi = cur_hi;
+			if (e[k].flags & F_TARGET)
 				e[k].ihi = cur_ihi;
-			}
 		}
 		if (run_hi)
 			cur_hi = e[i].time;
 		if (run_ihi)
 			cur_ihi = e[i].time;
 		j = i;
+	}
+	/* A target bounded from a later time: the first bound after bt, found
+	 * as the next-bound of the last entry at or before bt. */
+	for (size_t k = 0; k < n; k++) {
+		if (!(e[k].flags & F_TARGET) || e[k].bt <= e[k].time)
+			continue;
+		size_t lo = k, hi = n; /* last entry with time <= bt */
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (e[mid].time <= e[k].bt)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		e[k].hi = e[lo].hi;
 	}
 }
 
@@ -582,8 +604,12 @@ static unsigned cat_inf_kind(enum cat c)
 static size_t cat_size(const struct af_eval *ev, enum cat c)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < ev->truth.n; i++)
-		n += truth_role(c, ev->truth.v[i].kind) != 0;
+	for (size_t i = 0; i < ev->truth.n; i++) {
+		uint32_t role = truth_role(c, ev->truth.v[i].kind);
+		/* a vfork child's create can take two entries (run_cat) */
+		n += role ? 1 + ((role & F_TARGET) &&
+				 ev->truth.v[i].kind == AF_TRUTH_VFORK) : 0;
+	}
 	for (size_t i = 0; i < ev->inf.n; i++)
 		n += ev->inf.v[i].kind == cat_inf_kind(c) ||
 		     (cat_inf_kind(c) == AF_EV_EXIT &&
@@ -595,6 +621,7 @@ static size_t cat_size(const struct af_eval *ev, enum cat c)
 struct work {
 	const struct af_eval *ev; /* input */
 	const uint64_t *asids;    /* resolved truth ASIDs */
+	const uint64_t *btimes;   /* truth times as bounds (vfork: exec's) */
 	const uint8_t *skip;      /* vfork children without an AS */
 	struct ent *ents;         /* scratch, room for any category */
 	uint64_t wb, we;          /* window, inclusive */
@@ -625,9 +652,26 @@ static void run_cat(const struct work *w, enum cat c, struct outcome *out)
 				continue;
 			role = F_TARGET | F_NOMATCH;
 		}
-		e[n++] = (struct ent){ .asid = w->asids[i],
-				       .time = ev->truth.v[i].time,
-				       .seq = (uint32_t)i, .flags = role };
+		uint64_t t = ev->truth.v[i].time, bt = w->btimes[i];
+		if (bt != t && (role & F_TARGET)) {
+			/* A vfork child's create: the target at the vfork, its
+			 * bound from its exec (when its address space begins),
+			 * and its own window closes at the first bound after
+			 * that. */
+			e[n++] = (struct ent){ .asid = w->asids[i], .time = t,
+					       .bt = bt, .seq = (uint32_t)i,
+					       .flags = role & ~(F_LO | F_HI) };
+			if (role & (F_LO | F_HI))
+				e[n++] = (struct ent){
+					.asid = w->asids[i], .time = bt,
+					.seq = (uint32_t)(ev->truth.n +
+							  ev->inf.n + i),
+					.flags = role & (F_LO | F_HI) };
+			continue;
+		}
+		e[n++] = (struct ent){ .asid = w->asids[i], .time = bt,
+				       .bt = bt, .seq = (uint32_t)i,
+				       .flags = role };
 	}
 	for (size_t i = 0; i < ev->inf.n; i++) {
 		const struct rec *r = &ev->inf.v[i];
@@ -743,12 +787,13 @@ static int evaluate(struct af_eval *ev, struct af_eval_result *out,
 	w.inf_limit = w.we > UINT64_MAX - AF_EVAL_GRACE_NS ?
 			      UINT64_MAX : w.we + AF_EVAL_GRACE_NS;
 
-	uint64_t *asids = NULL;
+	uint64_t *asids = NULL, *btimes = NULL;
 	uint8_t *skip = NULL;
 	struct ent *ents = NULL;
 	int64_t *lags = NULL;
-	/* Entries carry 32-bit sequence numbers. */
-	if (nt + ni < nt || nt + ni > UINT32_MAX)
+	/* Entries carry 32-bit sequence numbers (up to 2 nt + ni). */
+	if (nt > UINT32_MAX || ni > UINT32_MAX ||
+	    2 * nt + ni > UINT32_MAX)
 		return -ENOMEM;
 	size_t ne = 1;
 	for (enum cat c = CAT_PCREATE; c <= CAT_ASEXIT; c++) {
@@ -756,15 +801,17 @@ static int evaluate(struct af_eval *ev, struct af_eval_result *out,
 		ne = k > ne ? k : ne;
 	}
 	asids = malloc((nt ? nt : 1) * sizeof(*asids));
+	btimes = malloc((nt ? nt : 1) * sizeof(*btimes));
 	skip = malloc(nt ? nt : 1);
 	ents = malloc(ne * sizeof(*ents));
 	lags = malloc((nt ? nt : 1) * sizeof(*lags));
-	if (!asids || !skip || !ents || !lags)
+	if (!asids || !btimes || !skip || !ents || !lags)
 		goto out;
-	rc = resolve_vfork(ev, asids, skip);
+	rc = resolve_vfork(ev, asids, btimes, skip);
 	if (rc)
 		goto out;
 	w.asids = asids;
+	w.btimes = btimes;
 	w.skip = skip;
 	w.ents = ents;
 
@@ -811,6 +858,7 @@ static int evaluate(struct af_eval *ev, struct af_eval_result *out,
 	rc = 0;
 out:
 	free(asids);
+	free(btimes);
 	free(skip);
 	free(ents);
 	free(lags);

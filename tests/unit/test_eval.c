@@ -745,3 +745,47 @@ TEST(pairs_agree_with_finish)
 	CHECK(!memcmp(&r, &r2, sizeof(r)));
 	af_eval_free(ev);
 }
+
+TEST(vfork_window_starts_at_exec)
+{
+	/* make vforks pid 1 and, before pid 1's exec'd address space is
+	 * first seen, pid 2; pid 2's exec later gets the same root after
+	 * pid 1 has exited. Pid 2's vfork must not close pid 1's window:
+	 * a vfork child's address space begins at its exec (a bash compile
+	 * on 2 vCPUs did this). */
+	struct af_eval *ev = mk();
+	T(ev, AF_TRUTH_VFORK, 1, 1000, 0x9000);  /* parent's root */
+	T(ev, AF_TRUTH_EXEC, 1, 1500, 0x5000);
+	T(ev, AF_TRUTH_VFORK, 2, 1600, 0x9000);
+	I(ev, AF_EV_CREATE, 1700, 0x5000);       /* pid 1 first runs */
+	T(ev, AF_TRUTH_EXIT, 1, 3000, 0x5000);
+	I(ev, AF_EV_EXIT, 3100, 0x5000);
+	T(ev, AF_TRUTH_EXEC, 2, 4000, 0x5000);   /* root reused */
+	I(ev, AF_EV_CREATE, 4100, 0x5000);
+	T(ev, AF_TRUTH_EXIT, 2, 5000, 0x5000);
+	I(ev, AF_EV_EXIT, 5100, 0x5000);
+	struct af_eval_result r = fin(ev);
+	CHECK_EQ(r.os_process_create, 2);
+	CHECK_EQ(r.fn_create, 0);
+	CHECK_EQ(r.fp_create, 0);
+	CHECK_EQ(r.fn_exit, 0);
+	CHECK_EQ(r.fp_exit, 0);
+	CHECK_EQ(r.lag_create.n, 2);
+	CHECK_US(r.lag_create.max_us, 2.5); /* pid 2: 4100 - 1600 */
+	CHECK_US(r.lag_create.min_us, 0.7); /* pid 1: 1700 - 1000 */
+	af_eval_free(ev);
+
+	/* But a create inferred after the next holder's exec is not pid
+	 * 1's: its window still ends where pid 2's address space begins. */
+	ev = mk();
+	T(ev, AF_TRUTH_VFORK, 1, 1000, 0x9000);
+	T(ev, AF_TRUTH_EXEC, 1, 1500, 0x5000);
+	T(ev, AF_TRUTH_EXIT, 1, 1800, 0x5000);
+	T(ev, AF_TRUTH_VFORK, 2, 1900, 0x9000);
+	T(ev, AF_TRUTH_EXEC, 2, 2000, 0x5000);
+	I(ev, AF_EV_CREATE, 2100, 0x5000);
+	r = fin(ev);
+	CHECK_EQ(r.os_process_create, 2);
+	CHECK_EQ(r.fn_create, 1);
+	af_eval_free(ev);
+}
