@@ -17,7 +17,8 @@
  * once), and an OS exit is never paired with an inferred exit that lies past
  * the next inferred create of that ASID. A vfork child shares its parent's
  * address space until it execs, so its create is matched against the ASID of
- * its first exec; one that never execs can never be seen through the MMU and
+ * its first exec and bounds other events' windows only from that exec; one
+ * that never execs can never be seen through the MMU and
  * counts as a false negative.
  *
  * Lag (6.1.2): inferred time minus OS time of each matched pair.
