@@ -628,66 +628,78 @@ out:
 	return rc;
 }
 
-/* Parses a comma-separated list of schedulers ("all": every one). */
-static int parse_scheds(const char *arg, struct opts *o)
+/* Parses a comma-separated list of distinct names with by_name into
+ * vals[0..*n) ("all": 0..count-1). 0 or -1. */
+static int parse_list(const char *arg, unsigned count,
+		      int (*by_name)(const char *w, unsigned *v),
+		      unsigned *vals, unsigned *n_out)
 {
 	char buf[128];
+	unsigned n = 0;
+
 	if (!strcmp(arg, "all")) {
-		o->nk = 0;
-		for (unsigned k = 0; k < IOS_SCHED_COUNT; k++)
-			o->ks[o->nk++] = (enum ios_sched_kind)k;
+		for (unsigned k = 0; k < count; k++)
+			vals[k] = k;
+		*n_out = count;
 		return 0;
 	}
-	if (!*arg || strlen(arg) >= sizeof(buf))
+	if (!*arg || *arg == ',' || strlen(arg) >= sizeof(buf) ||
+	    arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
 		return -1;
 	strcpy(buf, arg);
-	unsigned n = 0;
 	for (char *save = NULL, *w = strtok_r(buf, ",", &save); w;
 	     w = strtok_r(NULL, ",", &save)) {
-		enum ios_sched_kind k;
-		if (ios_sched_parse(w, &k))
+		unsigned v;
+		if (by_name(w, &v) || n == count)
 			return -1;
 		for (unsigned i = 0; i < n; i++)
-			if (o->ks[i] == k)
+			if (vals[i] == v)
 				return -1;
-		if (n == IOS_SCHED_COUNT)
-			return -1;
-		o->ks[n++] = k;
+		vals[n++] = v;
 	}
-	if (!n || arg[strlen(arg) - 1] == ',')
+	if (!n)
 		return -1;
+	*n_out = n;
+	return 0;
+}
+
+static int sched_by_name(const char *w, unsigned *v)
+{
+	enum ios_sched_kind k;
+	if (ios_sched_parse(w, &k))
+		return -1;
+	*v = (unsigned)k;
+	return 0;
+}
+
+static int guest_by_name(const char *w, unsigned *v)
+{
+	enum ios_guest_elv g;
+	if (ios_guest_parse(w, &g))
+		return -1;
+	*v = (unsigned)g;
+	return 0;
+}
+
+/* Schedulers (--sched) and guest elevators (--guest-elevator). */
+static int parse_scheds(const char *arg, struct opts *o)
+{
+	unsigned v[IOS_SCHED_COUNT], n;
+	if (parse_list(arg, IOS_SCHED_COUNT, sched_by_name, v, &n))
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		o->ks[i] = (enum ios_sched_kind)v[i];
 	o->nk = n;
 	return 0;
 }
 
-/* The same for guest elevators. */
 static int parse_guests(const char *arg, struct opts *o)
 {
-	char buf[128];
-	if (!strcmp(arg, "all")) {
-		o->ng = 0;
-		for (unsigned g = 0; g < IOS_GUEST_COUNT; g++)
-			o->gs[o->ng++] = (enum ios_guest_elv)g;
-		return 0;
-	}
-	if (!*arg || strlen(arg) >= sizeof(buf))
+	unsigned v[IOS_GUEST_COUNT], n;
+	if (parse_list(arg, IOS_GUEST_COUNT, guest_by_name, v, &n))
 		return -1;
-	strcpy(buf, arg);
-	unsigned n = 0;
-	for (char *save = NULL, *w = strtok_r(buf, ",", &save); w;
-	     w = strtok_r(NULL, ",", &save)) {
-		enum ios_guest_elv g;
-		if (ios_guest_parse(w, &g))
-			return -1;
-		for (unsigned i = 0; i < n; i++)
-			if (o->gs[i] == g)
-				return -1;
-		if (n == IOS_GUEST_COUNT)
-			return -1;
-		o->gs[n++] = g;
-	}
-	if (!n || arg[strlen(arg) - 1] == ',')
-		return -1;
+	for (unsigned i = 0; i < n; i++)
+		o->gs[i] = (enum ios_guest_elv)v[i];
 	o->ng = n;
 	return 0;
 }

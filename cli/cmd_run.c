@@ -26,7 +26,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -495,41 +494,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 }
 
 /* ---- the QEMU command line ---- */
-
-/* A growing argv. */
-struct argv_buf {
-	char *v[96];   /* arguments, NULL-terminated */
-	size_t n;      /* how many */
-	int oom;       /* an allocation failed */
-};
-
-static void arg_add(struct argv_buf *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void arg_add(struct argv_buf *a, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s || a->n + 1 >= sizeof(a->v) / sizeof(a->v[0])) {
-		free(s);
-		a->oom = 1;
-		return;
-	}
-	a->v[a->n++] = s;
-	a->v[a->n] = NULL;
-}
-
-static void arg_free(struct argv_buf *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	a->n = 0;
-}
 
 /* s with every ',' doubled (QEMU option syntax); malloc'd or NULL. */
 static char *qesc(const char *s)
@@ -1004,7 +968,7 @@ static int run_run(int argc, char **argv)
 	struct run_paths paths;
 	static struct run_guest guest;
 	static struct seen seen;
-	struct argv_buf qa = { .n = 0 };
+	struct run_argv qa = { .n = 0 };
 	char gcmd[512] = "", what[64] = "exec", label[160], desc[64];
 	static char disk[PATH_MAX];
 	int rc, use_disk = 0;
@@ -1138,48 +1102,48 @@ static int run_run(int argc, char **argv)
 	if (!e_ram || !e_trace || !e_sock || !e_plugin || !e_desc ||
 	    (use_disk && !e_disk))
 		qa.oom = 1;
-	arg_add(&qa, "%s", qemu);
-	arg_add(&qa, "-M");
-	arg_add(&qa, "pc");
-	arg_add(&qa, "-accel");
-	arg_add(&qa, "tcg");
+	run_argv_add(&qa, "%s", qemu);
+	run_argv_add(&qa, "-M");
+	run_argv_add(&qa, "pc");
+	run_argv_add(&qa, "-accel");
+	run_argv_add(&qa, "tcg");
 	if (o.cpu) {
-		arg_add(&qa, "-cpu");
-		arg_add(&qa, "%s", o.cpu);
+		run_argv_add(&qa, "-cpu");
+		run_argv_add(&qa, "%s", o.cpu);
 	}
-	arg_add(&qa, "-smp");
-	arg_add(&qa, "%u", o.smp);
-	arg_add(&qa, "-m");
-	arg_add(&qa, "%u", o.mem_mb);
-	arg_add(&qa, "-nodefaults");
-	arg_add(&qa, "-display");
-	arg_add(&qa, "none");
-	arg_add(&qa, "-serial");
-	arg_add(&qa, "stdio");
-	arg_add(&qa, "-no-reboot");
-	arg_add(&qa, "-kernel");
-	arg_add(&qa, "%s", guest.kernel);
-	arg_add(&qa, "-initrd");
-	arg_add(&qa, "%s", guest.initrd);
-	arg_add(&qa, "-append");
+	run_argv_add(&qa, "-smp");
+	run_argv_add(&qa, "%u", o.smp);
+	run_argv_add(&qa, "-m");
+	run_argv_add(&qa, "%u", o.mem_mb);
+	run_argv_add(&qa, "-nodefaults");
+	run_argv_add(&qa, "-display");
+	run_argv_add(&qa, "none");
+	run_argv_add(&qa, "-serial");
+	run_argv_add(&qa, "stdio");
+	run_argv_add(&qa, "-no-reboot");
+	run_argv_add(&qa, "-kernel");
+	run_argv_add(&qa, "%s", guest.kernel);
+	run_argv_add(&qa, "-initrd");
+	run_argv_add(&qa, "%s", guest.initrd);
+	run_argv_add(&qa, "-append");
 	if (o.exec)
-		arg_add(&qa, "%s", guest.append);
+		run_argv_add(&qa, "%s", guest.append);
 	else
-		arg_add(&qa, "%s%s antfarm.cmd=\"%s\"", guest.append,
+		run_argv_add(&qa, "%s%s antfarm.cmd=\"%s\"", guest.append,
 			use_disk ? " antfarm.disk=vda" : "", gcmd);
 	if (use_disk) {
 		/* The cached image stays as built: the guest's writes go to a
 		 * temporary overlay that QEMU drops at exit. */
-		arg_add(&qa, "-drive");
-		arg_add(&qa, "file=%s,if=virtio,format=raw,snapshot=on,"
+		run_argv_add(&qa, "-drive");
+		run_argv_add(&qa, "file=%s,if=virtio,format=raw,snapshot=on,"
 			"cache=unsafe", e_disk ? e_disk : "");
 	}
-	arg_add(&qa, "-object");
-	arg_add(&qa, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
+	run_argv_add(&qa, "-object");
+	run_argv_add(&qa, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
 		o.mem_mb, e_ram ? e_ram : "");
-	arg_add(&qa, "-machine");
-	arg_add(&qa, "memory-backend=ram0");
-	arg_add(&qa, "-plugin");
+	run_argv_add(&qa, "-machine");
+	run_argv_add(&qa, "memory-backend=ram0");
+	run_argv_add(&qa, "-plugin");
 	{
 		char extra[1024] = "";
 		size_t off = 0;
@@ -1190,7 +1154,7 @@ static int run_run(int argc, char **argv)
 		     i++)
 			off += (size_t)snprintf(extra + off, sizeof(extra) - off,
 						",%s", o.plugin_opts[i]);
-		arg_add(&qa, "%s,ram=%s,ramsize=%uM,events=unix:%s,format=%s,"
+		run_argv_add(&qa, "%s,ram=%s,ramsize=%uM,events=unix:%s,format=%s,"
 			"truth=%s,trace=%s,quiet=%s,guest=%s%s",
 			e_plugin ? e_plugin : "", e_ram ? e_ram : "", o.mem_mb,
 			e_sock ? e_sock : "",
@@ -1298,7 +1262,7 @@ static int run_run(int argc, char **argv)
 	if (cli_finish_output() != CLI_EXIT_OK)
 		rc = CLI_EXIT_INPUT;
 out:
-	arg_free(&qa);
+	run_argv_free(&qa);
 	if (rc == RUN_INTERRUPTED || run_signal_caught())
 		return die_of_signal();
 	cleanup();

@@ -27,7 +27,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,41 +368,6 @@ static char *qesc(const char *s)
 	return r;
 }
 
-/* A growing argv of malloc'd strings. */
-struct argv_buf {
-	char *v[64];  /* arguments, NULL-terminated */
-	size_t n;     /* how many */
-	int oom;      /* an allocation failed or it overflowed */
-};
-
-static void arg_add(struct argv_buf *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void arg_add(struct argv_buf *a, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s || a->n + 1 >= sizeof(a->v) / sizeof(a->v[0])) {
-		free(s);
-		a->oom = 1;
-		return;
-	}
-	a->v[a->n++] = s;
-	a->v[a->n] = NULL;
-}
-
-static void arg_free(struct argv_buf *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	a->n = 0;
-	a->v[0] = NULL;
-}
-
 /* path = dir + "/" + name; -1 if too long (for a socket: its limit). */
 static int in_dir(char *path, size_t cap, const char *name)
 {
@@ -616,32 +580,32 @@ static void report_vm(unsigned v, const char *what)
  * CLI_EXIT_INPUT / RUN_INTERRUPTED. */
 static int start_server(const struct iol_env *env, const struct iol_params *p)
 {
-	struct argv_buf a = { .n = 0 };
+	struct run_argv a = { .n = 0 };
 	uint64_t disk = p->procs * (p->stride_mb << 20);
 
 	/* Both take the same settings (blockserver/config.c). */
-	arg_add(&a, "%s", env->use_nbdkit ? "nbdkit" : env->server);
-	arg_add(&a, "-f");
-	arg_add(&a, "-U");
-	arg_add(&a, "%s", C.sock);
-	arg_add(&a, "-P");
-	arg_add(&a, "%s", C.pidfile);
+	run_argv_add(&a, "%s", env->use_nbdkit ? "nbdkit" : env->server);
+	run_argv_add(&a, "-f");
+	run_argv_add(&a, "-U");
+	run_argv_add(&a, "%s", C.sock);
+	run_argv_add(&a, "-P");
+	run_argv_add(&a, "%s", C.pidfile);
 	if (env->use_nbdkit)
-		arg_add(&a, "%s", env->server);
+		run_argv_add(&a, "%s", env->server);
 	for (unsigned v = 0; v < p->vms; v++) {
-		arg_add(&a, "export=vm%u", v);
-		arg_add(&a, "file=%s", C.vm[v].img);
-		arg_add(&a, "vm=%u", v);
+		run_argv_add(&a, "export=vm%u", v);
+		run_argv_add(&a, "file=%s", C.vm[v].img);
+		run_argv_add(&a, "vm=%u", v);
 		if (C.vm[v].assoc[0])
-			arg_add(&a, "assoc=%s", C.vm[v].assoc);
+			run_argv_add(&a, "assoc=%s", C.vm[v].assoc);
 	}
-	arg_add(&a, "stride=%" PRIu64, disk);
-	arg_add(&a, "sched=%s", ios_sched_name(p->sched));
-	arg_add(&a, "readahead=%s", p->readahead ? "on" : "off");
-	arg_add(&a, "stats=%s", C.stats);
-	arg_add(&a, "log=%s", C.log);
+	run_argv_add(&a, "stride=%" PRIu64, disk);
+	run_argv_add(&a, "sched=%s", ios_sched_name(p->sched));
+	run_argv_add(&a, "readahead=%s", p->readahead ? "on" : "off");
+	run_argv_add(&a, "stats=%s", C.stats);
+	run_argv_add(&a, "log=%s", C.log);
 	if (a.oom) {
-		arg_free(&a);
+		run_argv_free(&a);
 		cli_error("iosched: out of memory");
 		return CLI_EXIT_INPUT;
 	}
@@ -652,7 +616,7 @@ static int start_server(const struct iol_env *env, const struct iol_params *p)
 		fputc('\n', stderr);
 	}
 	int rc = run_spawn(&C.srv, a.v, 1);
-	arg_free(&a);
+	run_argv_free(&a);
 	if (rc) {
 		cli_error("iosched: cannot start the block server: %s",
 			  strerror(-rc));
@@ -687,7 +651,7 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 		       unsigned v, uint64_t count)
 {
 	struct vmst *m = &C.vm[v];
-	struct argv_buf a = { .n = 0 };
+	struct run_argv a = { .n = 0 };
 	char *e_ram = qesc(m->ram), *e_go = qesc(m->go),
 	     *e_sock = qesc(C.sock), *e_plugin = qesc(env->paths.plugin),
 	     *e_assoc = qesc(m->assoc);
@@ -696,53 +660,53 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 
 	if (!e_ram || !e_go || !e_sock || !e_plugin || !e_assoc)
 		a.oom = 1;
-	arg_add(&a, "%s", env->qemu);
-	arg_add(&a, "-M");
-	arg_add(&a, "pc");
-	arg_add(&a, "-accel");
-	arg_add(&a, "tcg");
-	arg_add(&a, "-m");
-	arg_add(&a, "%u", env->mem_mb);
-	arg_add(&a, "-nodefaults");
-	arg_add(&a, "-display");
-	arg_add(&a, "none");
-	arg_add(&a, "-no-reboot");
-	arg_add(&a, "-serial");
-	arg_add(&a, "stdio");
-	arg_add(&a, "-serial");
-	arg_add(&a, "unix:%s,server=on,wait=off", e_go ? e_go : "");
-	arg_add(&a, "-kernel");
-	arg_add(&a, "%s", env->guest.kernel);
-	arg_add(&a, "-initrd");
-	arg_add(&a, "%s", env->guest.initrd);
-	arg_add(&a, "-append");
-	arg_add(&a, "%s antfarm.truth=0 antfarm.modules=virtio_pci,virtio_blk%s "
+	run_argv_add(&a, "%s", env->qemu);
+	run_argv_add(&a, "-M");
+	run_argv_add(&a, "pc");
+	run_argv_add(&a, "-accel");
+	run_argv_add(&a, "tcg");
+	run_argv_add(&a, "-m");
+	run_argv_add(&a, "%u", env->mem_mb);
+	run_argv_add(&a, "-nodefaults");
+	run_argv_add(&a, "-display");
+	run_argv_add(&a, "none");
+	run_argv_add(&a, "-no-reboot");
+	run_argv_add(&a, "-serial");
+	run_argv_add(&a, "stdio");
+	run_argv_add(&a, "-serial");
+	run_argv_add(&a, "unix:%s,server=on,wait=off", e_go ? e_go : "");
+	run_argv_add(&a, "-kernel");
+	run_argv_add(&a, "%s", env->guest.kernel);
+	run_argv_add(&a, "-initrd");
+	run_argv_add(&a, "%s", env->guest.initrd);
+	run_argv_add(&a, "-append");
+	run_argv_add(&a, "%s antfarm.truth=0 antfarm.modules=virtio_pci,virtio_blk%s "
 		"afio.vm=%u afio.procs=%u afio.count=%" PRIu64
 		" afio.bs=%" PRIu64 " afio.stride=%" PRIu64 " afio.elv=%s",
 		env->guest.append, p->guest == IOS_GUEST_BFQ ? ",bfq" : "", v,
 		p->procs, count, p->request_kb, p->stride_mb, g);
-	arg_add(&a, "-object");
-	arg_add(&a, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
+	run_argv_add(&a, "-object");
+	run_argv_add(&a, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
 		env->mem_mb, e_ram ? e_ram : "");
-	arg_add(&a, "-machine");
-	arg_add(&a, "memory-backend=ram0");
-	arg_add(&a, "-plugin");
-	arg_add(&a, "%s,ram=%s,ramsize=%uM,quiet=on%s%s%s",
+	run_argv_add(&a, "-machine");
+	run_argv_add(&a, "memory-backend=ram0");
+	run_argv_add(&a, "-plugin");
+	run_argv_add(&a, "%s,ram=%s,ramsize=%uM,quiet=on%s%s%s",
 		e_plugin ? e_plugin : "", e_ram ? e_ram : "", env->mem_mb,
 		env->guest.frame_pointer ? ",framepointer=on" : "",
 		m->assoc[0] ? ",assoc=" : "", e_assoc ? e_assoc : "");
-	arg_add(&a, "-blockdev");
-	arg_add(&a, "driver=nbd,node-name=d0,export=vm%u,server.type=unix,"
+	run_argv_add(&a, "-blockdev");
+	run_argv_add(&a, "driver=nbd,node-name=d0,export=vm%u,server.type=unix,"
 		"server.path=%s", v, e_sock ? e_sock : "");
-	arg_add(&a, "-device");
-	arg_add(&a, "virtio-blk-pci,drive=d0");
+	run_argv_add(&a, "-device");
+	run_argv_add(&a, "virtio-blk-pci,drive=d0");
 	free(e_ram);
 	free(e_go);
 	free(e_sock);
 	free(e_plugin);
 	free(e_assoc);
 	if (a.oom) {
-		arg_free(&a);
+		run_argv_free(&a);
 		cli_error("iosched: out of memory");
 		return CLI_EXIT_INPUT;
 	}
@@ -753,7 +717,7 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 		fputc('\n', stderr);
 	}
 	int rc = run_spawn(&m->qemu, a.v, 1);
-	arg_free(&a);
+	run_argv_free(&a);
 	if (rc) {
 		cli_error("iosched: cannot start %s: %s", env->qemu,
 			  strerror(-rc));

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -239,4 +242,30 @@ int run_lines_read(struct run_lines *l, int fd,
 		memmove(l->buf, l->buf + start, l->n - start);
 		l->n -= start;
 	}
+}
+
+void run_argv_add(struct run_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (!s || a->n + 1 >= sizeof(a->v) / sizeof(a->v[0])) {
+		free(s);
+		a->oom = 1;
+		return;
+	}
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+}
+
+void run_argv_free(struct run_argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+	a->v[0] = NULL;
 }

@@ -33,6 +33,19 @@ int run_signal_caught(void);
 /* Restores the default actions (before re-raising a caught signal). */
 void run_signals_reset(void);
 
+/* A command line being built: malloc'd strings, NULL-terminated. */
+struct run_argv {
+	char *v[96]; /* arguments, NULL after the last */
+	size_t n;    /* how many */
+	int oom;     /* an allocation failed or it overflowed */
+};
+
+/* Appends one printf-formatted argument (on failure sets a->oom). */
+void run_argv_add(struct run_argv *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Frees the arguments; a is empty again. */
+void run_argv_free(struct run_argv *a);
+
 /* Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout and
  * stderr on pipes (c->out_fd, c->err_fd; non-blocking, close-on-exec), in a
  * process group of its own. With die_with_parent the child gets SIGKILL if

@@ -67,10 +67,17 @@ for args in "--seed 3" "--assoc-error 0.1" "--vms 9" "--request-kb 44" \
 	# shellcheck disable=SC2086
 	expect_error 2 "$ANTFARM" iosched $args
 done
-for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose"; do
+for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose" "--server nbdkit"; do
 	# shellcheck disable=SC2086
 	expect_error 2 "$ANTFARM" iosched --simulate $args
 done
+
+# Lists: distinct known names, no empty items.
+for l in ",deadline" "deadline," "deadline,,as-vm" "deadline,deadline" "bogus"; do
+	expect_error 2 "$ANTFARM" iosched --simulate --sched "$l"
+done
+expect_error 2 "$ANTFARM" iosched --simulate --guest-elevator "bfq,bfq"
+expect_error 2 "$ANTFARM" iosched --server qemu-nbd
 
 # ---- the table (text) ----
 expect_rc 0 "$ANTFARM" iosched --simulate
