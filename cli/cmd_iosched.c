@@ -33,6 +33,7 @@ enum {
 	OPT_REQUEST_KB,
 	OPT_STRIDE_MB,
 	OPT_NO_READAHEAD,
+	OPT_READER,
 	OPT_TIMEOUT,
 	OPT_MEM,
 	OPT_NO_ASSOC,
@@ -65,6 +66,7 @@ struct opts {
 	uint64_t request_kb;        /* --request-kb */
 	uint64_t stride_mb;         /* --stride-mb (MiB) */
 	int readahead;              /* disk read-ahead on */
+	int buffered;               /* live: --reader buffered */
 	enum cli_format fmt;        /* output format */
 	const char *plot;           /* --plot PNG, or NULL */
 	int lone;                   /* run the lone reader (not --no-lone) */
@@ -160,6 +162,7 @@ static int run_live_cell(const struct opts *o, const struct iol_env *env,
 		.request_kb = o->request_kb,
 		.stride_mb = o->stride_mb,
 		.readahead = o->readahead,
+		.buffered = o->buffered,
 	};
 	if (o->verbose)
 		fprintf(stderr, "antfarm: iosched: %u VM(s) x %u reader(s), "
@@ -270,13 +273,25 @@ static void json_live_fields(FILE *f, const struct cell *c, int detail)
 	fputc(']', f);
 }
 
+static const char *mode_word(const struct opts *o)
+{
+	return o->simulate ? "simulated" : "live";
+}
+
+/* How the readers read: the simulation's modelled readers, like
+ * --reader direct, have one request outstanding at a time. */
+static const char *reader_word(const struct opts *o)
+{
+	return o->buffered ? "buffered" : "direct";
+}
+
 static void csv_header(FILE *f)
 {
 	fputs("vms,procs,sched,guest_elevator,mb_per_proc,request_kb,"
 	      "aggregate_mb_s,lone_reader_mb_s,elapsed_s,requests,mistagged,"
 	      "seeks,antic_waits,antic_hits,antic_broken,antic_timeouts,"
 	      "fifo_expired,simulated,assoc_error,untagged,disk_mb_s,"
-	      "guest_cpu_busy,qemu_cpu,host_cpu_busy\n",
+	      "guest_cpu_busy,qemu_cpu,host_cpu_busy,reader\n",
 	      f);
 }
 
@@ -319,12 +334,7 @@ static void csv_row(FILE *f, const struct opts *o, const struct cell *c,
 	} else {
 		fputs(",,,,", f);
 	}
-	fputc('\n', f);
-}
-
-static const char *mode_word(const struct opts *o)
-{
-	return o->simulate ? "simulated" : "live";
+	fprintf(f, ",%s\n", reader_word(o));
 }
 
 /* "2 guests: 97 %, 95 %" style list of guest CPU and QEMU CPU. */
@@ -358,11 +368,11 @@ static void print_single(const struct opts *o, const struct cell *c,
 	if (o->fmt == CLI_FMT_JSON) {
 		fputc('{', stdout);
 		json_cell_fields(stdout, c);
-		printf(",\"simulated\":%s,\"mb_per_proc\":%" PRIu64
+		printf(",\"simulated\":%s,\"reader\":\"%s\",\"mb_per_proc\":%" PRIu64
 		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
 		       ",\"assoc_error\":%.4f",
-		       o->simulate ? "true" : "false", o->mb, o->request_kb,
-		       o->stride_mb,
+		       o->simulate ? "true" : "false", reader_word(o), o->mb,
+		       o->request_kb, o->stride_mb,
 		       o->simulate ? o->assoc : cell_assoc_error(c));
 		json_lone(stdout, lone);
 		if (!o->simulate)
@@ -398,9 +408,9 @@ static void print_single(const struct opts *o, const struct cell *c,
 	       config_label(c->vms, c->procs, label, sizeof(label)),
 	       ios_sched_name(c->sched), ios_guest_name(c->guest));
 	printf("  readers        %" PRIu64 " MB each, %" PRIu64
-	       " KiB requests, %s %" PRIu64 " MiB apart",
-	       o->mb, o->request_kb, o->simulate ? "files" : "regions",
-	       o->stride_mb);
+	       " KiB requests, %s, %s %" PRIu64 " MiB apart",
+	       o->mb, o->request_kb, reader_word(o),
+	       o->simulate ? "files" : "regions", o->stride_mb);
 	if (o->simulate && o->assoc > 0)
 		printf(", %.1f %% mistagged", 100 * o->assoc);
 	printf("\n  aggregate      %.2f MB/s", r->aggregate_mb_s);
@@ -469,8 +479,8 @@ static void text_grid(const struct opts *o, const struct cell *cells,
 		       ios_guest_name(o->gs[g]));
 		if (!percent) {
 			printf("%" PRIu64 " MB per reader, %" PRIu64
-			       " KiB requests, %s %" PRIu64 " MiB apart",
-			       o->mb, o->request_kb,
+			       " KiB requests, %s, %s %" PRIu64 " MiB apart",
+			       o->mb, o->request_kb, reader_word(o),
 			       o->simulate ? "files" : "regions",
 			       o->stride_mb);
 			if (o->simulate && o->assoc > 0)
@@ -507,11 +517,11 @@ static void print_table(const struct opts *o, const struct cell *cells,
 			req += cells[i].r.requests;
 			bad += cells[i].r.mistagged;
 		}
-		printf("{\"simulated\":%s,\"mb_per_proc\":%" PRIu64
+		printf("{\"simulated\":%s,\"reader\":\"%s\",\"mb_per_proc\":%" PRIu64
 		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
 		       ",\"assoc_error\":%.4f",
-		       o->simulate ? "true" : "false", o->mb, o->request_kb,
-		       o->stride_mb,
+		       o->simulate ? "true" : "false", reader_word(o), o->mb,
+		       o->request_kb, o->stride_mb,
 		       o->simulate ? o->assoc :
 		       req ? (double)bad / (double)req : 0);
 		json_lone(stdout, lone);
@@ -721,6 +731,7 @@ static int run_iosched(int argc, char **argv)
 		{ "request-kb", required_argument, NULL, OPT_REQUEST_KB },
 		{ "stride-mb", required_argument, NULL, OPT_STRIDE_MB },
 		{ "no-readahead", no_argument, NULL, OPT_NO_READAHEAD },
+		{ "reader", required_argument, NULL, OPT_READER },
 		{ "format", required_argument, NULL, 'f' },
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "no-lone", no_argument, NULL, OPT_NO_LONE },
@@ -838,6 +849,19 @@ static int run_iosched(int argc, char **argv)
 		case OPT_NO_READAHEAD:
 			o.readahead = 0;
 			break;
+		case OPT_READER:
+			if (!strcmp(optarg, "direct"))
+				o.buffered = 0;
+			else if (!strcmp(optarg, "buffered"))
+				o.buffered = 1;
+			else
+				return cli_usage_error(
+					cmd, "--reader wants direct or buffered, "
+					     "not '%s'",
+					optarg);
+			if (o.buffered)
+				o.have_live_opt = 1;
+			break;
 		case 'f':
 			if (cli_parse_format(optarg,
 					     1u << CLI_FMT_TEXT |
@@ -913,8 +937,9 @@ static int run_iosched(int argc, char **argv)
 				       o.mb, o.stride_mb);
 	if (o.simulate && o.have_live_opt)
 		return cli_usage_error(cmd, "--timeout, --mem, --no-assoc, "
-				       "--server and --verbose apply to the "
-				       "live mode, not --simulate");
+				       "--server, --reader buffered and "
+				       "--verbose apply to the live mode, not "
+				       "--simulate");
 	if (!o.simulate) {
 		/* The live mode's own limits. */
 		if (o.have_seed || o.have_assoc)
@@ -1035,7 +1060,7 @@ const struct cli_cmd cli_cmd_iosched = {
 		"         [--plot FILE.png] [--no-lone] [--request-kb N]\n"
 		"         [--stride-mb N] [--no-readahead]\n"
 		"         live: [--timeout S] [--mem MB] [--no-assoc] [--verbose]\n"
-		"               [--server antfarm|nbdkit]\n"
+		"               [--server antfarm|nbdkit] [--reader direct|buffered]\n"
 		"         --simulate: [--seed S] [--assoc-error F]\n"
 		"\n"
 		"The paper's section 7: readers in guests read private regions\n"
@@ -1050,8 +1075,11 @@ const struct cli_cmd cli_cmd_iosched = {
 		"guests (x86_64, TCG, the antfarm plugin publishing which guest\n"
 		"process notified the disk) are started; once all have booted,\n"
 		"P busybox dd readers per guest start together, each reading\n"
-		"its region of /dev/vda buffered (requests shaped by the guest's\n"
-		"read-ahead). Each cell takes a boot (~10 s) plus the reads.\n"
+		"its region of /dev/vda with synchronous O_DIRECT reads of one\n"
+		"request each (--reader direct: the paper's synchronous\n"
+		"sequential readers) or through the guest's page cache\n"
+		"(--reader buffered: its read-ahead keeps a second request in\n"
+		"flight). Each cell takes a boot (~5-10 s) plus the reads.\n"
 		"The association error (requests whose process tag is not their\n"
 		"reader's own) comes from the server's request log.\n"
 		"--simulate: a deterministic discrete-event model of the same\n"
@@ -1091,6 +1119,10 @@ const struct cli_cmd cli_cmd_iosched = {
 		"  --mem MB            live: guest RAM (default 256)\n"
 		"  --no-assoc          live: the QEMU plugin publishes no process\n"
 		"                      tags (requests reach the server untagged)\n"
+		"  --reader R          live: direct (default; O_DIRECT, one\n"
+		"                      synchronous request at a time, like the\n"
+		"                      simulation's readers) or buffered (the\n"
+		"                      guest's page cache and read-ahead)\n"
 		"  --server S          live: antfarm (default: antfarm-blockserver,\n"
 		"                      our NBD server) or nbdkit (nbdkit with\n"
 		"                      nbdkit-antfarm-plugin.so; same settings)\n"

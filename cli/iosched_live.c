@@ -48,15 +48,18 @@
 /* The readers of one guest (run by the guest's /init with sh). Its
  * parameters come from the kernel command line: afio.procs, afio.count
  * (blocks per reader), afio.bs (KiB per block, also the read-ahead),
- * afio.stride (MiB between regions), afio.elv (elevator). Console lines
- * for the host start with "afio: ". */
+ * afio.stride (MiB between regions), afio.elv (elevator), afio.direct
+ * (1: O_DIRECT reads, one synchronous request at a time; 0: through the
+ * page cache and its read-ahead). Console lines for the host start with
+ * "afio: ". */
 const char iol_guest_script[] =
 	"# antfarm iosched live: the readers of one guest\n"
 	"c=\" $(cat /proc/cmdline) \"\n"
 	"opt() { v=${c#* afio.$1=}; [ \"$v\" = \"$c\" ] && v=; "
 	"echo \"${v%% *}\"; }\n"
 	"procs=$(opt procs); count=$(opt count); bs=$(opt bs)\n"
-	"stride=$(opt stride); elv=$(opt elv)\n"
+	"stride=$(opt stride); elv=$(opt elv); direct=$(opt direct)\n"
+	"flag=; [ \"$direct\" = 1 ] && flag=iflag=direct\n"
 	"q=/sys/block/vda/queue\n"
 	"if [ ! -e $q/scheduler ]; then\n"
 	"\techo \"afio: error the guest has no virtio disk /dev/vda\"; "
@@ -79,7 +82,8 @@ const char iol_guest_script[] =
 	"\t(\n"
 	"\tread -r x </tmp/go$p\n"
 	"\tif dd if=/dev/vda of=/dev/null bs=${bs}k "
-	"skip=$((p * stride * 1024 / bs)) count=$count 2>/tmp/dd$p; then\n"
+	"skip=$((p * stride * 1024 / bs)) count=$count $flag 2>/tmp/dd$p; "
+	"then\n"
 	"\t\techo \"afio: done $p\"\n"
 	"\telse\n"
 	"\t\techo \"afio: error reader $p: $(tail -n 1 /tmp/dd$p)\"\n"
@@ -93,7 +97,7 @@ const char iol_guest_script[] =
 	"stty -F /dev/ttyS1 clocal -echo -icanon 2>/dev/null\n"
 	"echo \"afio: ready elevator=$elv read_ahead_kb=$(cat "
 	"$q/read_ahead_kb) max_sectors_kb=$(cat $q/max_sectors_kb) "
-	"rotational=$(cat $q/rotational)\"\n"
+	"rotational=$(cat $q/rotational) direct=$direct\"\n"
 	"if ! head -c 1 <&3 >/dev/null; then\n"
 	"\techo \"afio: error no start signal on /dev/ttyS1\"; exit 1\n"
 	"fi\n"
@@ -295,6 +299,7 @@ static int run_quiet(char *const argv[], int64_t limit_ms)
 
 int iol_prepare(struct iol_env *env)
 {
+	run_host_command("iosched");
 	int rc = run_find_paths(&env->paths);
 	if (rc)
 		return rc;
@@ -546,17 +551,6 @@ static void drain(int *fd, struct run_lines *l, void (*fn)(void *, char *),
 	}
 }
 
-/* Describes a wait status. */
-static void describe_status(int st, char *buf, size_t cap)
-{
-	if (WIFEXITED(st))
-		snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, cap, "died of signal %d", WTERMSIG(st));
-	else
-		snprintf(buf, cap, "ended (status 0x%x)", (unsigned)st);
-}
-
 /* Reports why guest v failed. */
 static void report_vm(unsigned v, const char *what)
 {
@@ -682,9 +676,10 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 	run_argv_add(&a, "-append");
 	run_argv_add(&a, "%s antfarm.truth=0 antfarm.modules=virtio_pci,virtio_blk%s "
 		"afio.vm=%u afio.procs=%u afio.count=%" PRIu64
-		" afio.bs=%" PRIu64 " afio.stride=%" PRIu64 " afio.elv=%s",
+		" afio.bs=%" PRIu64 " afio.stride=%" PRIu64 " afio.elv=%s"
+		" afio.direct=%d",
 		env->guest.append, p->guest == IOS_GUEST_BFQ ? ",bfq" : "", v,
-		p->procs, count, p->request_kb, p->stride_mb, g);
+		p->procs, count, p->request_kb, p->stride_mb, g, !p->buffered);
 	run_argv_add(&a, "-object");
 	run_argv_add(&a, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
 		env->mem_mb, e_ram ? e_ram : "");
@@ -1202,7 +1197,7 @@ static int drive(const struct iol_env *env, const struct iol_params *p,
 		if (run_reap(&C.srv, 0) != 0) {
 			char st[64];
 			drain(&C.srv.err_fd, &C.srv_err, on_srv_err, NULL);
-			describe_status(C.srv.status, st, sizeof(st));
+			run_describe_status(C.srv.status, st, sizeof(st));
 			cli_error("iosched: the block server %s%s%s", st,
 				  C.srv_last[0] ? ": " : "", C.srv_last);
 			return CLI_EXIT_INPUT;
@@ -1219,7 +1214,7 @@ static int drive(const struct iol_env *env, const struct iol_params *p,
 			all_gone &= gone;
 			if (gone && !(m->ended && m->end_status == 0)) {
 				char st[64], what[160];
-				describe_status(m->qemu.status, st, sizeof(st));
+				run_describe_status(m->qemu.status, st, sizeof(st));
 				snprintf(what, sizeof(what), "QEMU %s%s", st,
 					 m->ended ? "" :
 					 " before the readers finished");

@@ -7,7 +7,8 @@
  * export per guest on a sparse image file, the chosen scheduler, the
  * modelled disk, a request log) and V QEMU guests (x86_64, TCG, the antfarm
  * QEMU plugin publishing each guest's association file) whose P readers
- * each read their own region of the guest's virtio disk with busybox dd,
+ * each read their own region of the guest's virtio disk with busybox dd
+ * (O_DIRECT, or through the page cache),
  * started together once every guest has booted. The result is written in
  * the simulation's terms (struct ios_sim_result) so that both modes print
  * alike, plus what only a live run has (struct iol_extra).
@@ -52,6 +53,10 @@ struct iol_params {
 	uint64_t request_kb;          /* dd block size = guest read-ahead */
 	uint64_t stride_mb;           /* region spacing, MiB */
 	int readahead;                /* the modelled drive's read-ahead */
+	int buffered;                 /* readers read through the guest's
+	                                 page cache (its read-ahead keeps two
+	                                 requests in flight); 0: O_DIRECT,
+	                                 one synchronous request at a time */
 };
 
 /* Per guest: how busy its CPU was while the readers ran. */

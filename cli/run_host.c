@@ -20,6 +20,12 @@
 #define HELD_LEN 300   /* bytes kept of each */
 #define OUT_MAX 65536  /* most stdout captured from a helper */
 
+/* The command whose name starts every message (run_host_command()). */
+static const char *host_cmd = "run";
+
+/* One "antfarm: CMD: ..." error line. */
+#define host_error(fmt, ...) cli_error("%s: " fmt, host_cmd, ##__VA_ARGS__)
+
 /* A helper script being run. */
 struct helper {
 	const char *heading;      /* said once when progress starts to show */
@@ -50,7 +56,7 @@ static void start_showing(struct helper *h)
 		return;
 	h->showing = 1;
 	if (h->heading)
-		fprintf(stderr, "antfarm: run: %s\n", h->heading);
+		fprintf(stderr, "antfarm: %s: %s\n", host_cmd, h->heading);
 	for (unsigned i = 0; i < h->n_held; i++)
 		fprintf(stderr, "%s\n", h->held[i]);
 	h->n_held = 0;
@@ -192,16 +198,20 @@ static const char *strip_prefix(const char *s)
 }
 
 /* Describes a helper's wait status: "exit status 3", "signal 9". */
-static void describe_status(int st, char *buf, size_t cap)
+void run_describe_status(int st, char *buf, size_t cap)
 {
 	if (WIFEXITED(st))
-		snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
+		snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		snprintf(buf, cap, "signal %d", WTERMSIG(st));
+		snprintf(buf, cap, "died of signal %d", WTERMSIG(st));
 	else
-		snprintf(buf, cap, "status 0x%x", (unsigned)st);
+		snprintf(buf, cap, "ended (status 0x%x)", (unsigned)st);
 }
 
+void run_host_command(const char *name)
+{
+	host_cmd = name;
+}
 /* Sets dst to env var name if set, else to dflt. 0, or -1 if too long. */
 static int from_env(char *dst, size_t cap, const char *name, const char *dflt)
 {
@@ -255,13 +265,13 @@ int run_find_paths(struct run_paths *p)
 	    from_env(p->initrd, sizeof(p->initrd), "ANTFARM_GUEST_INITRD", ""))
 		goto too_long;
 	if (!!p->kernel[0] != !!p->initrd[0]) {
-		cli_error("run: ANTFARM_GUEST_KERNEL and ANTFARM_GUEST_INITRD "
+		host_error("ANTFARM_GUEST_KERNEL and ANTFARM_GUEST_INITRD "
 			  "go together");
 		return CLI_EXIT_INPUT;
 	}
 	return 0;
 too_long:
-	cli_error("run: a path is too long");
+	host_error("a path is too long");
 	return CLI_EXIT_INPUT;
 }
 
@@ -312,11 +322,11 @@ int run_check_qemu(const char *qemu, int verbose)
 		return major;
 	if (major >= 10) {
 		if (verbose)
-			fprintf(stderr, "antfarm: run: %s is QEMU %d\n", qemu,
+			fprintf(stderr, "antfarm: %s: %s is QEMU %d\n", host_cmd, qemu,
 				major);
 		return 0;
 	}
-	cli_error("run: %s (scripts/deps.sh run installs QEMU 10 from "
+	host_error("%s (scripts/deps.sh run installs QEMU 10 from "
 		  "bookworm-backports; that needs root)", why);
 	return CLI_EXIT_INPUT;
 }
@@ -330,7 +340,7 @@ int run_install_deps(const struct run_paths *p, const char *qemu, int verbose)
 	if (!p->deps[0])
 		return 0;
 	if (access(p->deps, R_OK) != 0) {
-		cli_error("run: %s: %s (set ANTFARM_DEPS=none to skip "
+		host_error("%s: %s (set ANTFARM_DEPS=none to skip "
 			  "installing packages)", p->deps, strerror(errno));
 		return CLI_EXIT_INPUT;
 	}
@@ -340,13 +350,13 @@ int run_install_deps(const struct run_paths *p, const char *qemu, int verbose)
 	h.show_after_ms = 1500;
 	h.verbose = verbose;
 	if (verbose)
-		fprintf(stderr, "antfarm: run: checking host packages: sh %s "
-			"test\n", p->deps);
+		fprintf(stderr, "antfarm: %s: checking host packages: sh %s "
+			"test\n", host_cmd, p->deps);
 	int rc = run_helper(argv, &h);
 	if (rc == RUN_INTERRUPTED)
 		return rc;
 	if (rc) {
-		cli_error("run: cannot run %s: %s", p->deps, strerror(-rc));
+		host_error("cannot run %s: %s", p->deps, strerror(-rc));
 		return CLI_EXIT_INPUT;
 	}
 	if (WIFEXITED(h.status) && WEXITSTATUS(h.status) == 0)
@@ -356,16 +366,16 @@ int run_install_deps(const struct run_paths *p, const char *qemu, int verbose)
 	int major = qemu_major(qemu, why, sizeof(why));
 	if (major == RUN_INTERRUPTED)
 		return major;
-	describe_status(h.status, st, sizeof(st));
+	run_describe_status(h.status, st, sizeof(st));
 	if (major >= 10) {
 		if (verbose)
-			fprintf(stderr, "antfarm: run: %s failed (%s), but "
-				"%s is QEMU %d: carrying on\n", p->deps,
+			fprintf(stderr, "antfarm: %s: %s failed (%s), but "
+				"%s is QEMU %d: carrying on\n", host_cmd, p->deps,
 				h.last[0] ? strip_prefix(h.last) : st, qemu,
 				major);
 		return 0;
 	}
-	cli_error("run: cannot get QEMU 10 installed: %s",
+	host_error("cannot get QEMU 10 installed: %s",
 		  h.last[0] ? strip_prefix(h.last) : st);
 	return CLI_EXIT_INPUT;
 }
@@ -405,7 +415,7 @@ int run_find_rootfs(const struct run_paths *p, const char *arch, int verbose,
 
 	if (env && *env) {
 		if (strlen(env) >= sizeof(script)) {
-			cli_error("run: ANTFARM_BUILD_ROOTFS is too long");
+			host_error("ANTFARM_BUILD_ROOTFS is too long");
 			return CLI_EXIT_INPUT;
 		}
 		strcpy(script, env);
@@ -414,13 +424,13 @@ int run_find_rootfs(const struct run_paths *p, const char *arch, int verbose,
 		char *slash = strrchr(script, '/');
 		size_t at = slash ? (size_t)(slash + 1 - script) : 0;
 		if (at + sizeof("build-rootfs.sh") > sizeof(script)) {
-			cli_error("run: a path is too long");
+			host_error("a path is too long");
 			return CLI_EXIT_INPUT;
 		}
 		strcpy(script + at, "build-rootfs.sh");
 	}
 	if (access(script, X_OK) != 0) {
-		cli_error("run: %s: %s (set ANTFARM_BUILD_ROOTFS)", script,
+		host_error("%s: %s (set ANTFARM_BUILD_ROOTFS)", script,
 			  strerror(errno));
 		return CLI_EXIT_INPUT;
 	}
@@ -445,18 +455,18 @@ int run_find_rootfs(const struct run_paths *p, const char *arch, int verbose,
 	if (rc == RUN_INTERRUPTED)
 		return rc;
 	if (rc) {
-		cli_error("run: cannot run %s: %s", script, strerror(-rc));
+		host_error("cannot run %s: %s", script, strerror(-rc));
 		return CLI_EXIT_INPUT;
 	}
 	if (!WIFEXITED(h.status) || WEXITSTATUS(h.status) != 0) {
 		char st[64];
-		describe_status(h.status, st, sizeof(st));
-		cli_error("run: cannot build the compile root filesystem: %s",
+		run_describe_status(h.status, st, sizeof(st));
+		host_error("cannot build the compile root filesystem: %s",
 			  h.last[0] ? strip_prefix(h.last) : st);
 		return CLI_EXIT_INPUT;
 	}
 	if (kv_get(h.out, "image", image, cap) || access(image, R_OK) != 0) {
-		cli_error("run: %s named no readable disk image", script);
+		host_error("%s named no readable disk image", script);
 		return CLI_EXIT_INPUT;
 	}
 	return 0;
@@ -474,7 +484,7 @@ int run_build_guest(const struct run_paths *p, const struct run_guest_req *rq,
 	if (p->kernel[0]) {
 		/* A ready guest from the environment. */
 		if (rq->n_adds || rq->exec) {
-			cli_error("run: --add and --exec need guest/build-guest.sh"
+			host_error("--add and --exec need guest/build-guest.sh"
 				  " (unset ANTFARM_GUEST_KERNEL)");
 			return CLI_EXIT_INPUT;
 		}
@@ -488,11 +498,11 @@ int run_build_guest(const struct run_paths *p, const struct run_guest_req *rq,
 		return 0;
 	}
 	if (rq->n_adds > 64) {
-		cli_error("run: at most 64 --add files");
+		host_error("at most 64 --add files");
 		return CLI_EXIT_INPUT;
 	}
 	if (access(p->build_guest, X_OK) != 0) {
-		cli_error("run: %s: %s (set ANTFARM_BUILD_GUEST)",
+		host_error("%s: %s (set ANTFARM_BUILD_GUEST)",
 			  p->build_guest, strerror(errno));
 		return CLI_EXIT_INPUT;
 	}
@@ -521,20 +531,20 @@ int run_build_guest(const struct run_paths *p, const struct run_guest_req *rq,
 	if (rc == RUN_INTERRUPTED)
 		return rc;
 	if (rc) {
-		cli_error("run: cannot run %s: %s", p->build_guest,
+		host_error("cannot run %s: %s", p->build_guest,
 			  strerror(-rc));
 		return CLI_EXIT_INPUT;
 	}
 	if (!WIFEXITED(h.status) || WEXITSTATUS(h.status) != 0) {
-		describe_status(h.status, st, sizeof(st));
-		cli_error("run: cannot build the guest: %s",
+		run_describe_status(h.status, st, sizeof(st));
+		host_error("cannot build the guest: %s",
 			  h.last[0] ? strip_prefix(h.last) : st);
 		return CLI_EXIT_INPUT;
 	}
 	if (kv_get(h.out, "kernel", g->kernel, sizeof(g->kernel)) ||
 	    kv_get(h.out, "initrd", g->initrd, sizeof(g->initrd)) ||
 	    kv_get(h.out, "append", g->append, sizeof(g->append))) {
-		cli_error("run: %s did not name a kernel, initrd and command "
+		host_error("%s did not name a kernel, initrd and command "
 			  "line", p->build_guest);
 		return CLI_EXIT_INPUT;
 	}

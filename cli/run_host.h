@@ -2,7 +2,8 @@
  * cli/run_host.h - getting the host ready for `antfarm run`: where the
  * project's pieces are, installing missing Debian packages
  * (scripts/deps.sh), building the guest (guest/build-guest.sh) and checking
- * QEMU. Each step reports its own failure as one "antfarm: run: ..." line.
+ * QEMU. Each step reports its own failure as one "antfarm: CMD: ..." line
+ * (CMD: "run", or what run_host_command() set).
  */
 #ifndef ANTFARM_CLI_RUN_HOST_H
 #define ANTFARM_CLI_RUN_HOST_H
@@ -45,6 +46,14 @@ struct run_guest_req {
 	const char *exec;         /* --exec command, or NULL */
 	int backports;            /* kernel from bookworm-backports */
 };
+
+/* The command name the steps' messages start with (default "run"; name
+ * must stay valid). */
+void run_host_command(const char *name);
+
+/* A child's wait status in words ("exited with status 1", "died of signal
+ * 9"), for messages. */
+void run_describe_status(int st, char *buf, size_t cap);
 
 /* Fills p. Returns 0, or CLI_EXIT_INPUT after reporting. */
 int run_find_paths(struct run_paths *p);

@@ -67,7 +67,8 @@ for args in "--seed 3" "--assoc-error 0.1" "--vms 9" "--request-kb 44" \
 	# shellcheck disable=SC2086
 	expect_error 2 "$ANTFARM" iosched $args
 done
-for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose" "--server nbdkit"; do
+for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose" "--server nbdkit" \
+	"--reader buffered"; do
 	# shellcheck disable=SC2086
 	expect_error 2 "$ANTFARM" iosched --simulate $args
 done
@@ -78,6 +79,12 @@ for l in ",deadline" "deadline," "deadline,,as-vm" "deadline,deadline" "bogus"; 
 done
 expect_error 2 "$ANTFARM" iosched --simulate --guest-elevator "bfq,bfq"
 expect_error 2 "$ANTFARM" iosched --server qemu-nbd
+expect_error 2 "$ANTFARM" iosched --reader cached
+# The host steps it shares with `antfarm run` speak as iosched.
+ANTFARM_BUILD_GUEST=$tmp/none ANTFARM_DEPS=none expect_error 1 "$ANTFARM" iosched --quick
+[ "$(cat "$tmp/err")" = "antfarm: iosched: $tmp/none: No such file or directory (set ANTFARM_BUILD_GUEST)" ] ||
+	fail "a missing guest builder: $(cat "$tmp/err")"
+expect_error 2 "$ANTFARM" iosched --simulate --reader ""
 
 # ---- the table (text) ----
 expect_rc 0 "$ANTFARM" iosched --simulate

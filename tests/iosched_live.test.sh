@@ -3,11 +3,12 @@
 # (antfarm-blockserver, and once nbdkit + nbdkit-antfarm-plugin.so) and
 # real QEMU guests with the antfarm plugin, one small cell at a time
 # (--quick: 20 MB per reader, 1 VM with 2 readers):
-#   - deadline, one cell, JSON, served by nbdkit: the last line is one object with
+#   - deadline, one cell, JSON, served by nbdkit, readers through the guest's
+#     page cache (--reader buffered): the last line is one object with
 #     aggregate_mb_s, assoc_error, per_process (2 readers, each with its
 #     requests and process tag); the server saw the readers' requests;
-#   - as-process with the lone reader and --plot: faster than deadline by
-#     a clear margin (anticipation per guest process works only if the
+#   - as-process (O_DIRECT readers, the default) with the lone reader and
+#     --plot: faster than even the buffered deadline by a clear margin (anticipation per guest process works only if the
 #     tags the plugin publishes tell the two readers apart), the two
 #     readers carry different tags, few requests mistagged, a PNG;
 #   - setup errors are one line (no block server, no nbdkit plugin, a
@@ -74,7 +75,7 @@ leftovers()
 # cells use the default, antfarm-blockserver) ----
 # shellcheck disable=SC2086 # SAN_ENV is several words
 run_cmd 900 env $SAN_ENV nice "$ANTFARM" iosched --vms 1 --procs 2 --sched deadline --quick \
-	--no-lone --format json --server nbdkit
+	--no-lone --format json --server nbdkit --reader buffered
 [ "$rc" -eq 0 ] || fail "deadline cell: status $rc: $(tail -c 400 "$tmp/err")"
 [ -s "$tmp/err" ] && fail "deadline cell: stderr not empty: $(head -c 300 "$tmp/err")"
 [ "$(tail -n 1 "$tmp/out" | cut -c1)" = "{" ] || fail "last line is not an object"
@@ -85,6 +86,8 @@ get .sched
 [ "$v" = deadline ] || fail "sched field: $v"
 get .simulated
 [ "$v" = false ] || fail "simulated field: $v"
+get .reader
+[ "$v" = buffered ] || fail "reader field: $v"
 get '.per_process | length'
 [ "$v" = 2 ] || fail "per_process: $v"
 get .lone_reader_mb_s
@@ -109,6 +112,8 @@ get .aggregate_mb_s
 ap=$v
 get .lone_reader_mb_s
 lone=$v
+get .reader
+[ "$v" = direct ] || fail "as-process: reader field: $v"
 get .assoc_error
 ae=$v
 echo "as-process 1x2: $ap MB/s, assoc_error $ae; lone reader $lone MB/s"
