@@ -493,25 +493,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/* ---- the QEMU command line ---- */
-
-/* s with every ',' doubled (QEMU option syntax); malloc'd or NULL. */
-static char *qesc(const char *s)
-{
-	size_t n = strlen(s), k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += s[i] == ',';
-	char *r = malloc(n + k + 1);
-	if (!r)
-		return NULL;
-	for (size_t i = 0, j = 0; i <= n; i++) {
-		r[j++] = s[i];
-		if (s[i] == ',')
-			r[j++] = ',';
-	}
-	return r;
-}
-
 /* ---- live lines ---- */
 
 /* What kind of line the plugin sent: EVM_*, 0x100 summary, 0 other. */
@@ -1087,8 +1068,8 @@ static int run_run(int argc, char **argv)
 		goto out;
 
 	/* 4. QEMU */
-	char *e_ram = qesc(S.ram), *e_trace = qesc(S.trace),
-	     *e_sock = qesc(S.sock), *e_plugin = qesc(paths.plugin);
+	char *e_ram = run_qemu_escape(S.ram), *e_trace = run_qemu_escape(S.trace),
+	     *e_sock = run_qemu_escape(S.sock), *e_plugin = run_qemu_escape(paths.plugin);
 	{
 		/* The trace header keeps 63 bytes of it. */
 		char longdesc[512];
@@ -1097,8 +1078,8 @@ static int run_run(int argc, char **argv)
 			 o.cpu ? o.cpu : "", o.smp, what);
 		copy_str(desc, sizeof(desc), longdesc);
 	}
-	char *e_desc = qesc(desc);
-	char *e_disk = use_disk ? qesc(disk) : NULL;
+	char *e_desc = run_qemu_escape(desc);
+	char *e_disk = use_disk ? run_qemu_escape(disk) : NULL;
 	if (!e_ram || !e_trace || !e_sock || !e_plugin || !e_desc ||
 	    (use_disk && !e_disk))
 		qa.oom = 1;

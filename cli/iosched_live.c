@@ -356,23 +356,6 @@ int iol_prepare(struct iol_env *env)
 
 /* ---- a cell: helpers ---- */
 
-/* s with every ',' doubled (QEMU option syntax); malloc'd or NULL. */
-static char *qesc(const char *s)
-{
-	size_t n = strlen(s), k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += s[i] == ',';
-	char *r = malloc(n + k + 1);
-	if (!r)
-		return NULL;
-	for (size_t i = 0, j = 0; i <= n; i++) {
-		r[j++] = s[i];
-		if (s[i] == ',')
-			r[j++] = ',';
-	}
-	return r;
-}
-
 /* path = dir + "/" + name; -1 if too long (for a socket: its limit). */
 static int in_dir(char *path, size_t cap, const char *name)
 {
@@ -646,9 +629,9 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 {
 	struct vmst *m = &C.vm[v];
 	struct run_argv a = { .n = 0 };
-	char *e_ram = qesc(m->ram), *e_go = qesc(m->go),
-	     *e_sock = qesc(C.sock), *e_plugin = qesc(env->paths.plugin),
-	     *e_assoc = qesc(m->assoc);
+	char *e_ram = run_qemu_escape(m->ram), *e_go = run_qemu_escape(m->go),
+	     *e_sock = run_qemu_escape(C.sock), *e_plugin = run_qemu_escape(env->paths.plugin),
+	     *e_assoc = run_qemu_escape(m->assoc);
 	const char *g = p->guest == IOS_GUEST_NONE ? "none" :
 			p->guest == IOS_GUEST_BFQ ? "bfq" : "mq-deadline";
 

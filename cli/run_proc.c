@@ -68,6 +68,22 @@ void run_signals_reset(void)
 	signal(SIGPIPE, SIG_DFL);
 }
 
+char *run_qemu_escape(const char *s)
+{
+	size_t n = strlen(s), k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == ',';
+	char *r = malloc(n + k + 1);
+	if (!r)
+		return NULL;
+	for (size_t i = 0, j = 0; i <= n; i++) {
+		r[j++] = s[i];
+		if (s[i] == ',')
+			r[j++] = ',';
+	}
+	return r;
+}
+
 int64_t run_now_ms(void)
 {
 	struct timespec ts;

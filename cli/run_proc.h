@@ -67,6 +67,10 @@ void run_stop(struct run_child *c, int grace_ms);
 /* Closes c's pipes (if open). */
 void run_child_close(struct run_child *c);
 
+/* s with every ',' doubled (QEMU's option syntax), malloc'd (caller frees),
+ * or NULL when out of memory. */
+char *run_qemu_escape(const char *s);
+
 /* Monotonic clock in milliseconds. */
 int64_t run_now_ms(void);
 
