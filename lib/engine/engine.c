@@ -23,12 +23,15 @@ uint32_t af_space_new(struct af_engine *e, uint64_t asid)
 	uint32_t s = e->free_space;
 	struct af_space *sp;
 
-	if (s == AF_NIL) {
+	if (s != AF_NIL) {
+		e->free_space = e->spaces[s].next;
+	} else if (e->fresh_space < e->max_spaces) {
+		s = e->fresh_space++; /* same order as a list of all slots */
+	} else {
 		e->cnt.table_full++;
 		return AF_NIL;
 	}
 	sp = &e->spaces[s];
-	e->free_space = sp->next;
 	memset(sp, 0, sizeof(*sp));
 	memset(af_space_tags(e, s, 0), 0,
 	       sizeof(struct af_tag) * AF_TAGS * e->cfg.n_vcpus);
@@ -209,9 +212,10 @@ int af_engine_new(const struct af_engine_config *cfg, struct af_engine **out)
 			 sizeof(*e->tags));
 	if (!e->spaces || !e->tags)
 		goto fail;
-	for (uint32_t s = 0; s < e->max_spaces; s++)
-		e->spaces[s].next = s + 1 < e->max_spaces ? s + 1 : AF_NIL;
-	e->free_space = 0;
+	/* slots are handed out from fresh_space upwards once the free list
+	 * is empty: nothing to write here (calloc's pages stay untouched) */
+	e->free_space = AF_NIL;
+	e->fresh_space = 0;
 
 	if (cfg->mmu == AF_MMU_X86) {
 		for (unsigned v = 0; v < cfg->n_vcpus; v++) {
@@ -251,8 +255,12 @@ int af_engine_observe(struct af_engine *e, const struct af_obs *o)
 	e->cnt.observations++;
 	if (o->kind == AF_OBS_TIME)
 		return 0;
-	if (e->cfg.mmu == AF_MMU_X86)
+	if (e->cfg.mmu == AF_MMU_X86) {
+		/* most observations: straight to the small store path */
+		if (o->kind == AF_OBS_PT_STORE)
+			return af_x86_store(e, o);
 		return af_x86_observe(e, o);
+	}
 	return af_ctx_observe(e, o);
 }
 

@@ -100,7 +100,10 @@ struct af_engine {
 	struct af_space *spaces;        /* [max_spaces] */
 	struct af_tag *tags;            /* [max_spaces][n_vcpus][AF_TAGS] */
 	uint32_t max_spaces;            /* pool size */
-	uint32_t free_space;            /* free list head */
+	uint32_t free_space;            /* free list head (released slots) */
+	uint32_t fresh_space;           /* slots [fresh_space, max_spaces)
+	                                   never used yet (not on the list,
+	                                   so their memory is not touched) */
 	uint32_t live_head, live_tail;  /* live list, creation order */
 	uint32_t n_live;                /* live spaces */
 	uint32_t pend_head;             /* pending-exit list */
@@ -111,6 +114,11 @@ struct af_engine {
 	struct af_frame *frames;        /* [max_frames] */
 	uint32_t max_frames;            /* pool size */
 	uint32_t free_frame;            /* free list (through parent) */
+	uint32_t fresh_frame;           /* slots [fresh_frame, max_frames)
+	                                   never used yet */
+	uint32_t n_two;                 /* live frames linked from exactly two
+	                                   entries and not common: the only
+	                                   tables late_join() can act on */
 	struct af_link *links;          /* [link_cap] open addressing */
 	uint64_t link_mask;             /* link_cap - 1 */
 	uint64_t n_links;               /* in use */
@@ -142,6 +150,7 @@ void af_pending_del(struct af_engine *e, uint32_t s);
 int af_x86_init(struct af_engine *e);
 void af_x86_free(struct af_engine *e);
 int af_x86_observe(struct af_engine *e, const struct af_obs *o);
+int af_x86_store(struct af_engine *e, const struct af_obs *o); /* PT_STORE */
 void af_x86_drop_space(struct af_engine *e, uint32_t s);
 
 /* ctxid.c */

@@ -32,6 +32,11 @@
  * TLB: each (space, vCPU) remembers up to AF_TAGS PCIDs it ran under and the
  * vCPU's flush epochs when it stopped running; a later flush of all PCIDs or
  * of that PCID clears the footprint.
+ *
+ * Cost: most observations are whole-entry stores to leaf tables (a page
+ * mapped or unmapped); af_x86_store() handles them in a small function that
+ * flips the entry's bit and moves the counts up the first-link chain, and
+ * hands everything else to the general path.
  */
 #include "engine_impl.h"
 
@@ -48,21 +53,33 @@
 
 enum { E_NONE, E_LEAF, E_LINK };
 
+/* Two 64-bit lanes (GCC/Clang vector extension): table scans. */
+typedef uint64_t af_v2 __attribute__((vector_size(16)));
+
 /* ---- small open-addressing hash (linear probing, backward-shift delete) */
 
+/* Fibonacci hashing: one multiply; bits 32 and up of the product depend on
+ * every key bit below them (no table here has 2^32 slots). */
 static uint64_t mix(uint64_t k)
 {
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
+	return (k * 0x9e3779b97f4a7c15ull) >> 32;
+}
+
+/* The slot where a key's probe starts. Keys that differ only in their low 4
+ * bits (after the +1 of link_key) start side by side: the links of entries
+ * 16i..16i+15 of one table share a cache line or two of the table, and the
+ * links a walk records touch a handful of the (lazily zeroed) table's pages,
+ * not one page each. A group is at most 16 keys, so runs stay short. */
+static uint64_t home(uint64_t key, uint64_t mask)
+{
+	uint64_t k = key - 1;
+
+	return ((mix(k >> 4) << 4) | (k & 15)) & mask;
 }
 
 static uint32_t h_get(const struct af_link *t, uint64_t mask, uint64_t key)
 {
-	for (uint64_t i = mix(key) & mask;; i = (i + 1) & mask) {
+	for (uint64_t i = home(key, mask);; i = (i + 1) & mask) {
 		if (t[i].key == key)
 			return t[i].child;
 		if (t[i].key == 0)
@@ -74,7 +91,7 @@ static uint32_t h_get(const struct af_link *t, uint64_t mask, uint64_t key)
 static int h_put(struct af_link *t, uint64_t mask, uint64_t *n, uint64_t key,
 		 uint32_t child)
 {
-	uint64_t i = mix(key) & mask;
+	uint64_t i = home(key, mask);
 
 	for (;; i = (i + 1) & mask) {
 		if (t[i].key == key) {
@@ -95,7 +112,7 @@ static int h_put(struct af_link *t, uint64_t mask, uint64_t *n, uint64_t key,
 static uint32_t h_del(struct af_link *t, uint64_t mask, uint64_t *n,
 		      uint64_t key)
 {
-	uint64_t i = mix(key) & mask, j;
+	uint64_t i = home(key, mask), j;
 	uint32_t child;
 
 	for (;; i = (i + 1) & mask) {
@@ -108,8 +125,8 @@ static uint32_t h_del(struct af_link *t, uint64_t mask, uint64_t *n,
 	(*n)--;
 	/* shift later members of the cluster back over the hole */
 	for (j = (i + 1) & mask; t[j].key; j = (j + 1) & mask) {
-		uint64_t home = mix(t[j].key) & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
+		uint64_t h = home(t[j].key, mask);
+		if (((j - h) & mask) >= ((j - i) & mask)) {
 			t[i] = t[j];
 			i = j;
 		}
@@ -184,6 +201,20 @@ static int classify(unsigned mode, unsigned level, unsigned pse, uint64_t ent,
 	return E_LINK;
 }
 
+/* Counted in n_two: linked from exactly two entries, not common. */
+static unsigned two_links(const struct af_frame *f)
+{
+	return f->nlinks == 2 && !(f->flags & AF_FR_COMMON);
+}
+
+/* Sets f's link count, keeping n_two. */
+static void set_nlinks(struct af_engine *e, struct af_frame *f, unsigned n)
+{
+	e->n_two -= two_links(f);
+	f->nlinks = (uint16_t)n;
+	e->n_two += two_links(f);
+}
+
 static bool bit(const struct af_frame *f, unsigned i)
 {
 	return f->user[i >> 6] >> (i & 63) & 1;
@@ -205,12 +236,15 @@ static uint32_t frame_alloc(struct af_engine *e, uint64_t addr, unsigned level,
 	uint32_t slot = e->free_frame;
 	struct af_frame *f;
 
-	if (slot == AF_NIL) {
+	if (slot != AF_NIL) {
+		e->free_frame = e->frames[slot].parent;
+	} else if (e->fresh_frame < e->max_frames) {
+		slot = e->fresh_frame++;
+	} else {
 		e->cnt.table_full++;
 		return AF_NIL;
 	}
 	f = &e->frames[slot];
-	e->free_frame = f->parent;
 	memset(f, 0, sizeof(*f));
 	f->addr = addr;
 	f->parent = AF_NIL;
@@ -257,6 +291,13 @@ static void space_add(struct af_engine *e, uint32_t s, int64_t delta)
 {
 	struct af_space *sp = &e->spaces[s];
 
+	if (sp->ucount && (delta > 0 || (uint64_t)-delta < sp->ucount)) {
+		/* stays above zero, the common case: only the count moves
+		 * (a space with user mappings is never pending, and had_user
+		 * is already set) */
+		sp->ucount += (uint64_t)delta;
+		return;
+	}
 	if (delta < 0 && (uint64_t)-delta > sp->ucount) {
 		e->cnt.bad_entries++; /* cannot happen; never go negative */
 		delta = -(int64_t)sp->ucount;
@@ -304,6 +345,7 @@ static void make_common(struct af_engine *e, uint32_t c)
 		return;
 	if (f->parent != AF_NIL && f->ucount)
 		propagate(e, f->parent, -(int64_t)f->ucount);
+	e->n_two -= two_links(f);
 	f->flags |= AF_FR_COMMON;
 }
 
@@ -323,7 +365,7 @@ static uint32_t unlink_entry(struct af_engine *e, uint32_t p, unsigned i)
 	set_bit(&e->frames[p], i, false);
 	f = &e->frames[c];
 	if (f->nlinks)
-		f->nlinks--;
+		set_nlinks(e, f, f->nlinks - 1u);
 	if (f->parent == p && f->pidx == i) {
 		if (!(f->flags & AF_FR_COMMON))
 			removed = f->ucount;
@@ -352,6 +394,7 @@ static void frame_free(struct af_engine *e, uint32_t slot)
 		}
 	}
 	f = &e->frames[slot];
+	e->n_two -= two_links(f); /* 0: only unlinked frames are freed */
 	if (!(f->flags & AF_FR_PAE_ROOT))
 		__atomic_store_n(&e->frame_of[f->addr >> 12], 0,
 				 __ATOMIC_RELAXED);
@@ -392,7 +435,7 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 		f = &e->frames[c];
 		f->parent = p;
 		f->pidx = (uint16_t)i;
-		f->nlinks = 1;
+		set_nlinks(e, f, 1);
 		return walk(e, c, depth + 1);
 	}
 	f = &e->frames[c];
@@ -415,7 +458,7 @@ static uint32_t link_child(struct af_engine *e, uint32_t p, unsigned i,
 		return 0;
 	}
 	set_bit(&e->frames[p], i, true);
-	f->nlinks++;
+	set_nlinks(e, f, f->nlinks + 1u);
 	if (f->parent == AF_NIL) {
 		/* an orphan (its first linker let go): adopt it */
 		f->parent = p;
@@ -459,10 +502,21 @@ static uint32_t walk(struct af_engine *e, uint32_t slot, unsigned depth)
 	for (size_t off = 0; off < bytes; off += 64) {
 		size_t blk = bytes - off < 64 ? bytes - off : 64;
 		uint64_t any = 0;
-		for (size_t k = 0; k < blk; k += 8) {
-			uint64_t w;
-			memcpy(&w, src + off + k, 8);
-			any |= w;
+		if (blk == 64) {
+			/* fixed size: four 16-byte loads, no loop, no spill */
+			af_v2 a, b, c, d, x;
+			memcpy(&a, src + off, 16);
+			memcpy(&b, src + off + 16, 16);
+			memcpy(&c, src + off + 32, 16);
+			memcpy(&d, src + off + 48, 16);
+			x = (a | b) | (c | d);
+			any = x[0] | x[1];
+		} else {
+			for (size_t k = 0; k < blk; k += 8) {
+				uint64_t w;
+				memcpy(&w, src + off + k, 8);
+				any |= w;
+			}
 		}
 		if (!any)
 			continue;
@@ -530,21 +584,18 @@ static void update_entry(struct af_engine *e, uint32_t slot, unsigned i,
 		propagate(e, slot, delta);
 }
 
-static void pt_store(struct af_engine *e, const struct af_obs *o)
+/* A store that is not a whole entry of a leaf table: a directory entry, or a
+ * partial or spanning store. */
+static __attribute__((noinline)) void pt_store_slow(struct af_engine *e,
+						     uint32_t slot,
+						     const struct af_obs *o)
 {
-	uint32_t slot = frame_at(e, o->addr);
-	struct af_frame *f;
+	struct af_frame *f = &e->frames[slot];
 	unsigned es, sh, first, last;
 	uint64_t off;
 
-	if (slot == AF_NIL) {
-		e->cnt.stray_stores++;
-		return;
-	}
-	e->cnt.pt_stores++;
-	f = &e->frames[slot];
 	es = entry_size(f->mode);
-	sh = es == 8 ? 3 : 2; /* shifts, not divisions: this is the hot path */
+	sh = es == 8 ? 3 : 2;
 	off = o->addr & 4095;
 	first = (unsigned)(off >> sh);
 	last = (unsigned)((off + o->width - 1) >> sh);
@@ -571,6 +622,52 @@ out:
 		e->deferred = false;
 		check_pending(e);
 	}
+}
+
+/* The hot path: kept small (no spills of the big observe function). */
+int af_x86_store(struct af_engine *e, const struct af_obs *o)
+{
+	unsigned w = o->width, es, i;
+	uint32_t slot;
+	struct af_frame *f;
+	uint64_t off;
+
+	if (w > 8 || !((0x116u >> w) & 1)) /* 1, 2, 4 or 8 bytes */
+		return -EINVAL;
+	slot = frame_at(e, o->addr);
+	if (slot == AF_NIL) {
+		e->cnt.stray_stores++;
+		return 0;
+	}
+	e->cnt.pt_stores++;
+	f = &e->frames[slot];
+	es = f->mode == AF_PAGING_32 ? 4 : 8;
+	off = o->addr & 4095;
+	if (f->level == 1 && w == es && !(off & (es - 1))) {
+		/* A whole entry of a leaf table, most stores (every page
+		 * mapped or unmapped): an entry there is a counted user leaf
+		 * or nothing (classify(); links need a level below), so flip
+		 * its bit if that changed and count it. A store that changes
+		 * nothing the rules look at (a PTE rewritten with other bits,
+		 * a kernel or absent entry cleared) costs no more. */
+		uint64_t *word, m;
+		bool leaf = (o->value & (PTE_P | PTE_US)) == (PTE_P | PTE_US);
+
+		i = (unsigned)(off >> (es == 8 ? 3 : 2)); /* no division */
+		word = &f->user[i >> 6];
+		m = 1ull << (i & 63);
+		if (leaf != !!(*word & m)) {
+			*word ^= m;
+			propagate(e, slot, leaf ? 1 : -1);
+		}
+		if (e->deferred) { /* (never set outside a walk) */
+			e->deferred = false;
+			check_pending(e);
+		}
+		return 0;
+	}
+	pt_store_slow(e, slot, o);
+	return 0;
 }
 
 /* ---- TLB footprints and exits ---- */
@@ -734,20 +831,31 @@ static void late_join(struct af_engine *e, uint32_t r)
 
 	if (s == AF_NIL || e->spaces[s].had_user || e->spaces[s].n_roots != 1)
 		return;
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t c = bit(rf, i) ? h_get(e->links, e->link_mask,
-						 link_key(r, i))
-					: AF_NIL;
-		uint32_t t;
-		if (c == AF_NIL || e->frames[c].parent == r ||
-		    (e->frames[c].flags & AF_FR_COMMON) ||
-		    e->frames[c].nlinks != 2 || !e->frames[c].ucount)
-			continue;
-		t = owner(e, c);
-		if (t != AF_NIL && t != s &&
-		    e->spaces[t].n_roots < AF_MAX_ROOTS) {
-			merge_into(e, t, s);
-			return;
+	/* a candidate is linked from exactly two places and not common; with
+	 * none anywhere (no KPTI, no table shared right now) nothing to scan */
+	if (!e->n_two)
+		return;
+	/* only entries whose bit is set can be links: visit those, in
+	 * ascending order (a root with no user half, loaded at every switch
+	 * to a kernel thread, costs a few words, not 512 entries) */
+	for (unsigned w = 0; w < (n + 63) / 64; w++) {
+		uint64_t bits = rf->user[w];
+		while (bits) {
+			unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
+			uint32_t c = h_get(e->links, e->link_mask,
+					   link_key(r, i));
+			uint32_t t;
+			bits &= bits - 1;
+			if (c == AF_NIL || e->frames[c].parent == r ||
+			    (e->frames[c].flags & AF_FR_COMMON) ||
+			    e->frames[c].nlinks != 2 || !e->frames[c].ucount)
+				continue;
+			t = owner(e, c);
+			if (t != AF_NIL && t != s &&
+			    e->spaces[t].n_roots < AF_MAX_ROOTS) {
+				merge_into(e, t, s);
+				return;
+			}
 		}
 	}
 }
@@ -958,11 +1066,7 @@ int af_x86_observe(struct af_engine *e, const struct af_obs *o)
 		root_load(e, o);
 		return 0;
 	case AF_OBS_PT_STORE:
-		if (o->width != 1 && o->width != 2 && o->width != 4 &&
-		    o->width != 8)
-			return -EINVAL;
-		pt_store(e, o);
-		return 0;
+		return af_x86_store(e, o);
 	case AF_OBS_TLB_FLUSH:
 		if (o->width < AF_FLUSH_ALL || o->width > AF_FLUSH_ASID_PAGE)
 			return -EINVAL;
@@ -1000,9 +1104,8 @@ int af_x86_init(struct af_engine *e)
 	e->buf = malloc((AF_MAX_LEVELS + 1) * 4096);
 	if (!e->frame_of || !e->frames || !e->links || !e->roots || !e->buf)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < e->max_frames; i++)
-		e->frames[i].parent = i + 1 < e->max_frames ? i + 1 : AF_NIL;
-	e->free_frame = 0;
+	e->free_frame = AF_NIL; /* then fresh slots from 0 up: see fresh_frame */
+	e->fresh_frame = 0;
 	return 0;
 }
 
