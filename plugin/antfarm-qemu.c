@@ -41,7 +41,9 @@
  *   demote=N, demote_epochs=N, flush_waste=N  learn=demote: a candidate that
  *                  ran N times over N epochs without writing a table is
  *                  dropped (default 256, 2); flush when dropped sites have
- *                  wasted N callbacks (default 2000000)
+ *                  wasted N callbacks (default 2000000) since the last
+ *                  flush, and flush_tb=K per block translated since then
+ *                  (default 256; 0: no such bound)
  *   learn_quiet=MS, learn_min=MS, learn_hits=N, relearn=MS  learn=window
  *   batch=on|off   buffer page-table stores per vCPU (default on)
  *   verify=MS      compare what the engine knows of each table with RAM this
@@ -255,6 +257,9 @@ static struct {
 				     update, say) demotes nothing */
 	uint64_t flush_waste;     /* demote: flush once demoted sites have run
 				     this many callbacks since the last one */
+	uint64_t flush_tb;        /* demote: ... and at least this many per
+				     block translated since that flush (what
+				     the flush throws away; 0: no such bound) */
 	uint64_t learn_quiet_ns;  /* window: end a learning window after this
 				     long without a new writer ... */
 	uint64_t learn_min_ns;    /* ... once it has lasted this long ... */
@@ -284,6 +289,10 @@ static struct {
 	atomic_int reset_pending;         /* a qemu_plugin_reset is under way */
 	atomic_uint_least64_t waste_at_flush; /* demote: wasted calls at the
 					     last flush */
+	atomic_uint_least64_t tb_at_flush; /* blocks translated at the last
+					     flush (tb_translated then) */
+	atomic_uint_least64_t flush_waits; /* demote: waste checks past
+					     flush_waste that flush_tb held off */
 	uint64_t armed_ns;                /* demote: when armed */
 	atomic_uint_least32_t epoch;      /* demote: root loads seen (epochs) */
 	atomic_uint_least64_t n_undemoted; /* demote: ... that hit a table later */
@@ -551,10 +560,12 @@ static int request_flush(void)
 	if (g.verbose)
 		say("flush at %.3f s: %" PRIu64 " sites demoted, %" PRIu64
 		    " writers, %" PRIu64 " wasted callbacks, %" PRIu64
-		    " blocks translated", now_ns() / 1e9,
-		    (uint64_t)atomic_load(&g.gc.demoted),
+		    " blocks translated (%" PRIu64 " since the last flush)",
+		    now_ns() / 1e9, (uint64_t)atomic_load(&g.gc.demoted),
 		    (uint64_t)atomic_load(&g.n_writers), waste_now(),
-		    (uint64_t)atomic_load(&g.gc.tb_trans));
+		    (uint64_t)atomic_load(&g.gc.tb_trans),
+		    (uint64_t)(atomic_load(&g.gc.tb_trans) -
+			       atomic_load(&g.tb_at_flush)));
 	qemu_plugin_reset(g.id, after_reset);
 	return 1;
 }
@@ -585,10 +596,22 @@ static void waste_check(void)
 	uint64_t w = waste_now();
 	uint64_t last = atomic_load_explicit(&g.waste_at_flush,
 					     memory_order_relaxed);
+	uint64_t tb;
 
 	if (w - last < g.flush_waste ||
 	    atomic_load_explicit(&g.reset_pending, memory_order_relaxed))
 		return;
+	/* a flush throws away every block translated since the last one, and
+	 * the workload translates again those it still runs: with a large
+	 * working set (a compile: cc1, make, the shell) that costs far more
+	 * than flush_waste wasted callbacks */
+	tb = atomic_load_explicit(&g.gc.tb_trans, memory_order_relaxed) -
+	     atomic_load_explicit(&g.tb_at_flush, memory_order_relaxed);
+	if (!af_flush_due(w - last, tb, g.flush_waste, g.flush_tb)) {
+		atomic_fetch_add_explicit(&g.flush_waits, 1,
+					  memory_order_relaxed);
+		return;
+	}
 	if (atomic_compare_exchange_strong_explicit(&g.waste_at_flush, &last, w,
 						    memory_order_relaxed,
 						    memory_order_relaxed))
@@ -1068,6 +1091,8 @@ static void on_store(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t va,
 		} else if (f & AF_SITE_DEMOTED) {
 			/* still in blocks translated before the demotion:
 			 * waste, until the next flush */
+			if (g.sites_path)
+				af_site_count32(&site->calls);
 			if (!(af_site_count(&vs->waste) & 4095))
 				waste_check();
 			return;
@@ -1094,6 +1119,10 @@ static void on_store(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t va,
 	 * frames that are no table by then are counted as stray and
 	 * ignored). Any other store only if it hits a tracked table. */
 	buffered = g.batch && site && (f & AF_SITE_WRITER);
+	/* sites=: a buffered writer's hits are counted here (the table may
+	 * be linked only by a store still in the buffer: a lower bound) */
+	if (buffered && g.sites_path && af_engine_is_page_table(g.eng, gpa))
+		af_site_count(&af_site_info(&g.sites, site)->hits);
 	if (!buffered) {
 		/* With several vCPU threads: the guest's store must be
 		 * visible before we look at the page-table set, pairing with
@@ -1655,9 +1684,11 @@ static void dump_site(void *ctx, const struct af_site *t,
 
 /* sites=FILE: one line per instrumented store site: address, first code
  * bytes (as a little-endian number), length, flags (1 = writer, 2 =
- * demoted), callbacks, page-table hits, ns when learned (0 = never),
+ * demoted), callbacks (those of a demoted site in blocks translated before
+ * its demotion included), page-table hits (a writer's: stores that landed
+ * in a table tracked when the callback ran), ns when learned (0 = never),
  * epochs it ran in (learn=demote only). Statistics only; calls and epochs
- * count from the arming (learn=demote). */
+ * count from the arming (learn=demote) and from the last relearning. */
 static void dump_sites(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -1756,6 +1787,7 @@ static void on_exit_cb(qemu_plugin_id_t id, void *ud)
 	ADD("relearns", g.relearns);
 	ADD("learn_windows", g.n_windows);
 	ADD("learn_resets", atomic_load(&g.n_resets));
+	ADD("flush_waits", atomic_load(&g.flush_waits));
 	ADD("learn_ns", g.learn != LEARN_WINDOW ? 0 :
 	    g.learn_ns + (atomic_load(&g.filtering) ? 0 :
 			  now_ns() - g.window_start_ns));
@@ -1846,6 +1878,8 @@ static void after_reset(qemu_plugin_id_t id)
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);
+	atomic_store_explicit(&g.tb_at_flush, atomic_load(&g.gc.tb_trans),
+			      memory_order_relaxed);
 	atomic_store_explicit(&g.reset_pending, 0, memory_order_release);
 }
 
@@ -1926,6 +1960,7 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 	g.demote_calls = 256;
 	g.demote_epochs = 2;
 	g.flush_waste = 2000000;
+	g.flush_tb = 256;
 	g.assoc_demote = 16;
 	g.assoc_early = 1;
 	g.learn_quiet_ns = 2000000000ull;
@@ -2030,6 +2065,8 @@ AF_QEMU_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
 			      g.demote_epochs > UINT32_MAX;
 		} else if (IS("flush_waste")) {
 			bad = parse_size(v, &g.flush_waste) || !g.flush_waste;
+		} else if (IS("flush_tb")) {
+			bad = parse_size(v, &g.flush_tb);
 		} else if (IS("learn_quiet")) {
 			bad = parse_ms(v, &g.learn_quiet_ns);
 		} else if (IS("learn_min")) {

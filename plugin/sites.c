@@ -184,3 +184,16 @@ void af_sites_each(const struct af_sites *s,
 	for (uint32_t i = 0; i < s->n; i++)
 		fn(ctx, &s->hot[i], &s->info[i]);
 }
+
+int af_flush_due(uint64_t waste, uint64_t tb, uint64_t min_waste,
+		 uint64_t per_tb)
+{
+	uint64_t need = min_waste;
+
+	if (per_tb) {
+		uint64_t t = tb > UINT64_MAX / per_tb ? UINT64_MAX : tb * per_tb;
+		if (t > need)
+			need = t;
+	}
+	return waste >= need;
+}

@@ -149,6 +149,17 @@ static inline uint32_t af_site_epoch(struct af_site *site, uint32_t e)
 	return n;
 }
 
+/* learn=demote: is a translation flush worth it now? waste: callbacks of
+ * demoted sites (in blocks translated before their demotion) since the last
+ * flush; tb: blocks translated since then, which the flush throws away and
+ * the guest translates again as far as it still runs them. Due once waste
+ * reaches min_waste and per_tb per block of tb (per_tb 0: no such bound): a
+ * wasted callback costs a few ns, translating a block over a us, so with a
+ * large translated working set (a compile) a trickle of waste is cheaper
+ * than a flush. Saturates instead of overflowing. */
+int af_flush_due(uint64_t waste, uint64_t tb, uint64_t min_waste,
+		 uint64_t per_tb);
+
 /* Calls fn for every stored site, in insertion order. */
 void af_sites_each(const struct af_sites *s,
 		   void (*fn)(void *ctx, const struct af_site *site,

@@ -87,7 +87,7 @@ if [ "${AF_SMOKE_BASELINE:-0}" = 1 ]; then
 fi
 
 wall=$(run "$T/console.log" -plugin \
-	"$PLUGIN,ram=$RAM,events=$T/ev.jsonl,trace=$T/trace.aft,summary=$T/sum.txt,quiet=on,guest=smoke-$ARCH") ||
+	"$PLUGIN,ram=$RAM,events=$T/ev.jsonl,trace=$T/trace.aft,summary=$T/sum.txt,sites=$T/sites.txt,quiet=on,guest=smoke-$ARCH") ||
 	fail "QEMU failed (status $?): $(tail -n 5 "$T/console.log")"
 info "wall with plugin: $wall s ($ARCH, cpu ${CPU:-default}, smp $SMP, $N fork+exec)"
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$T/console.log"; then
@@ -111,6 +111,34 @@ for k in obs_errors reg_read_failures untracked_vcpu_callbacks bad_roots events_
 done
 [ "$(sv cr3_writes)" = "$(sv root_loads)" ] ||
 	fail "every CR3 write must reach the engine ($(sv cr3_writes) vs $(sv root_loads))"
+
+# Learning (the default learn=demote): the arming flush happened, the flush
+# rule reports the checks it held off, and the sites= dump agrees with the
+# summary: as many writers, each with page-table hits counted (a writer's
+# stores are buffered; their hits are counted at the callback), no more
+# hits than stores fed but most of the page-table stores, and callbacks of
+# demoted sites counted also after their demotion.
+[ "$(sv learn_resets)" -ge 1 ] || fail "no translation flush (learn_resets $(sv learn_resets))"
+case $(sv flush_waits) in '' | *[!0-9]*) fail "summary has no flush_waits" ;; esac
+[ -s "$T/sites.txt" ] || fail "no sites= dump written"
+# (Counts are lossy with several vCPUs, and a relearning zeroes them.)
+exact=0
+[ "$SMP" = 1 ] && [ "$(sv relearns)" = 0 ] && exact=1
+awk -v writers="$(sv writers)" -v fed="$(sv store_pt_hits)" \
+	-v pt="$(sv pt_stores)" -v waste="$(sv store_callbacks_demoted)" -v exact=$exact '
+	/^#/ { next }
+	NF != 8 { bad = "line " NR " has " NF " fields"; exit }
+	$4 % 2 == 1 { w++; if ($6 == 0) nohit++; hits += $6 }
+	int($4 / 2) % 2 == 1 { d++; dcalls += $5 }
+	END {
+		if (bad != "") { print bad; exit 1 }
+		if (w != writers) { print "dump has " w " writers, summary " writers; exit 1 }
+		if (w == 0 || nohit > 0) { print nohit + 0 " of " w + 0 " writers without hits"; exit 1 }
+		if (hits > fed) { print "writers hit " hits " times, only " fed " stores fed"; exit 1 }
+		if (2 * hits < pt) { print "writers hit only " hits " times for " pt " page-table stores"; exit 1 }
+		if (exact && dcalls < waste) { print "demoted sites show " dcalls " callbacks, " waste " wasted"; exit 1 }
+	}' "$T/sites.txt" >"$T/sites.err" || fail "sites= dump: $(cat "$T/sites.err")"
+info "sites: $(grep -vc '^#' "$T/sites.txt") store sites, $(sv writers) writers, $(sv sites_demoted) demoted, $(sv learn_resets) flushes ($(sv flush_waits) held off by flush_tb)"
 
 # Counts inside the measurement window [truth begin, truth end].
 awk -F'"' '

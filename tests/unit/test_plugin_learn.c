@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_plugin_learn.c - unit tests of the QEMU plugin's
  * page-table-writer learning: the store-site table (plugin/sites.c: keys,
- * writer and demotion flags, epochs, a full table) and the verification
+ * writer and demotion flags, epochs, a full table, when a translation flush
+ * is due) and the verification
  * shadows that find missed page-table stores (plugin/verify.c: what counts
  * as a change, reads, stores, checks against a fake RAM, dropping frames
  * that are no longer tables, a full pool). Both files are compiled in here;
@@ -147,6 +148,25 @@ TEST(sites_full)
 	/* a table never set up answers NULL */
 	CHECK(af_sites_get(&s, 1, code_a, 3) == NULL);
 	CHECK(af_sites_find(&s, 1, code_a, 3) == NULL);
+}
+
+TEST(sites_flush_rule)
+{
+	/* below flush_waste: never, whatever was translated */
+	CHECK(!af_flush_due(1999, 0, 2000, 64));
+	CHECK(!af_flush_due(1999, 0, 2000, 0));
+	/* small translated working set: flush_waste decides */
+	CHECK(af_flush_due(2000, 10, 2000, 64));
+	CHECK(af_flush_due(2000, 31, 2000, 64));
+	/* large one: 64 wasted callbacks per block translated since */
+	CHECK(!af_flush_due(2000, 32, 2000, 64));
+	CHECK(!af_flush_due(6399, 100, 2000, 64));
+	CHECK(af_flush_due(6400, 100, 2000, 64));
+	/* per_tb 0: flush_waste alone, as before */
+	CHECK(af_flush_due(2000, 1000000, 2000, 0));
+	/* no overflow: a huge bound is never reached */
+	CHECK(!af_flush_due(UINT64_MAX - 1, UINT64_MAX / 2, 2000, 64));
+	CHECK(af_flush_due(UINT64_MAX, UINT64_MAX / 2, 2000, 64));
 }
 
 /* ---- verify ---- */
