@@ -34,6 +34,7 @@ enum {
 	OPT_STRIDE_MB,
 	OPT_NO_READAHEAD,
 	OPT_READER,
+	OPT_BFQ_LOW_LATENCY,
 	OPT_TIMEOUT,
 	OPT_MEM,
 	OPT_NO_ASSOC,
@@ -67,6 +68,7 @@ struct opts {
 	uint64_t stride_mb;         /* --stride-mb (MiB) */
 	int readahead;              /* disk read-ahead on */
 	int buffered;               /* live: --reader buffered */
+	int bfq_low_latency;        /* live: --bfq-low-latency */
 	enum cli_format fmt;        /* output format */
 	const char *plot;           /* --plot PNG, or NULL */
 	int lone;                   /* run the lone reader (not --no-lone) */
@@ -163,6 +165,7 @@ static int run_live_cell(const struct opts *o, const struct iol_env *env,
 		.stride_mb = o->stride_mb,
 		.readahead = o->readahead,
 		.buffered = o->buffered,
+		.bfq_low_latency = o->bfq_low_latency,
 	};
 	if (o->verbose)
 		fprintf(stderr, "antfarm: iosched: %u VM(s) x %u reader(s), "
@@ -368,10 +371,12 @@ static void print_single(const struct opts *o, const struct cell *c,
 	if (o->fmt == CLI_FMT_JSON) {
 		fputc('{', stdout);
 		json_cell_fields(stdout, c);
-		printf(",\"simulated\":%s,\"reader\":\"%s\",\"mb_per_proc\":%" PRIu64
+		printf(",\"simulated\":%s,\"reader\":\"%s\",\"bfq_low_latency\":%s,"
+		       "\"mb_per_proc\":%" PRIu64
 		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
 		       ",\"assoc_error\":%.4f",
-		       o->simulate ? "true" : "false", reader_word(o), o->mb,
+		       o->simulate ? "true" : "false", reader_word(o),
+		       o->bfq_low_latency ? "true" : "false", o->mb,
 		       o->request_kb, o->stride_mb,
 		       o->simulate ? o->assoc : cell_assoc_error(c));
 		json_lone(stdout, lone);
@@ -517,10 +522,12 @@ static void print_table(const struct opts *o, const struct cell *cells,
 			req += cells[i].r.requests;
 			bad += cells[i].r.mistagged;
 		}
-		printf("{\"simulated\":%s,\"reader\":\"%s\",\"mb_per_proc\":%" PRIu64
+		printf("{\"simulated\":%s,\"reader\":\"%s\",\"bfq_low_latency\":%s,"
+		       "\"mb_per_proc\":%" PRIu64
 		       ",\"request_kb\":%" PRIu64 ",\"stride_mib\":%" PRIu64
 		       ",\"assoc_error\":%.4f",
-		       o->simulate ? "true" : "false", reader_word(o), o->mb,
+		       o->simulate ? "true" : "false", reader_word(o),
+		       o->bfq_low_latency ? "true" : "false", o->mb,
 		       o->request_kb, o->stride_mb,
 		       o->simulate ? o->assoc :
 		       req ? (double)bad / (double)req : 0);
@@ -732,6 +739,7 @@ static int run_iosched(int argc, char **argv)
 		{ "stride-mb", required_argument, NULL, OPT_STRIDE_MB },
 		{ "no-readahead", no_argument, NULL, OPT_NO_READAHEAD },
 		{ "reader", required_argument, NULL, OPT_READER },
+		{ "bfq-low-latency", no_argument, NULL, OPT_BFQ_LOW_LATENCY },
 		{ "format", required_argument, NULL, 'f' },
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "no-lone", no_argument, NULL, OPT_NO_LONE },
@@ -862,6 +870,10 @@ static int run_iosched(int argc, char **argv)
 			if (o.buffered)
 				o.have_live_opt = 1;
 			break;
+		case OPT_BFQ_LOW_LATENCY:
+			o.bfq_low_latency = 1;
+			o.have_live_opt = 1;
+			break;
 		case 'f':
 			if (cli_parse_format(optarg,
 					     1u << CLI_FMT_TEXT |
@@ -937,9 +949,9 @@ static int run_iosched(int argc, char **argv)
 				       o.mb, o.stride_mb);
 	if (o.simulate && o.have_live_opt)
 		return cli_usage_error(cmd, "--timeout, --mem, --no-assoc, "
-				       "--server, --reader buffered and "
-				       "--verbose apply to the live mode, not "
-				       "--simulate");
+				       "--server, --reader buffered, "
+				       "--bfq-low-latency and --verbose apply "
+				       "to the live mode, not --simulate");
 	if (!o.simulate) {
 		/* The live mode's own limits. */
 		if (o.have_seed || o.have_assoc)
@@ -1061,6 +1073,7 @@ const struct cli_cmd cli_cmd_iosched = {
 		"         [--stride-mb N] [--no-readahead]\n"
 		"         live: [--timeout S] [--mem MB] [--no-assoc] [--verbose]\n"
 		"               [--server antfarm|nbdkit] [--reader direct|buffered]\n"
+		"               [--bfq-low-latency]\n"
 		"         --simulate: [--seed S] [--assoc-error F]\n"
 		"\n"
 		"The paper's section 7: readers in guests read private regions\n"
@@ -1096,8 +1109,9 @@ const struct cli_cmd cli_cmd_iosched = {
 		"                      as-vm (a stream per guest), as-process\n"
 		"                      (a stream per guest process: VMAS); or\n"
 		"                      all (default)\n"
-		"  --guest-elevator L  none (default), mq-deadline, bfq, a list,\n"
-		"                      or all\n"
+		"  --guest-elevator L  none (default), mq-deadline, bfq (live:\n"
+		"                      low_latency=0, see --bfq-low-latency),\n"
+		"                      a list, or all\n"
 		"  --mb N              MB each reader reads (default 200, the\n"
 		"                      paper's segment; --quick: 20)\n"
 		"  --quick             a shorter run\n"
@@ -1123,6 +1137,11 @@ const struct cli_cmd cli_cmd_iosched = {
 		"                      synchronous request at a time, like the\n"
 		"                      simulation's readers) or buffered (the\n"
 		"                      guest's page cache and read-ahead)\n"
+		"  --bfq-low-latency   live: a guest bfq keeps Linux's default\n"
+		"                      low_latency=1 (its heuristics for\n"
+		"                      interactive programs then stop it from\n"
+		"                      idling for the readers); default: bfq set\n"
+		"                      for throughput, low_latency=0\n"
 		"  --server S          live: antfarm (default: antfarm-blockserver,\n"
 		"                      our NBD server) or nbdkit (nbdkit with\n"
 		"                      nbdkit-antfarm-plugin.so; same settings)\n"

@@ -50,8 +50,8 @@
  * (blocks per reader), afio.bs (KiB per block, also the read-ahead),
  * afio.stride (MiB between regions), afio.elv (elevator), afio.direct
  * (1: O_DIRECT reads, one synchronous request at a time; 0: through the
- * page cache and its read-ahead). Console lines for the host start with
- * "afio: ". */
+ * page cache and its read-ahead), afio.bfqlat (bfq's low_latency, when the
+ * elevator is bfq). Console lines for the host start with "afio: ". */
 const char iol_guest_script[] =
 	"# antfarm iosched live: the readers of one guest\n"
 	"c=\" $(cat /proc/cmdline) \"\n"
@@ -59,6 +59,7 @@ const char iol_guest_script[] =
 	"echo \"${v%% *}\"; }\n"
 	"procs=$(opt procs); count=$(opt count); bs=$(opt bs)\n"
 	"stride=$(opt stride); elv=$(opt elv); direct=$(opt direct)\n"
+	"bfqlat=$(opt bfqlat)\n"
 	"flag=; [ \"$direct\" = 1 ] && flag=iflag=direct\n"
 	"q=/sys/block/vda/queue\n"
 	"if [ ! -e $q/scheduler ]; then\n"
@@ -71,6 +72,9 @@ const char iol_guest_script[] =
 	"*) echo \"afio: error elevator $elv not available: "
 	"$(cat $q/scheduler)\"; exit 1 ;;\n"
 	"esac\n"
+	"if [ \"$elv\" = bfq ] && ! echo \"$bfqlat\" >$q/iosched/low_latency; then\n"
+	"\techo \"afio: error cannot set bfq's low_latency to $bfqlat\"; exit 1\n"
+	"fi\n"
 	"if ! echo \"$bs\" >$q/read_ahead_kb; then\n"
 	"\techo \"afio: error cannot set read_ahead_kb to $bs\"; exit 1\n"
 	"fi\n"
@@ -97,7 +101,8 @@ const char iol_guest_script[] =
 	"stty -F /dev/ttyS1 clocal -echo -icanon 2>/dev/null\n"
 	"echo \"afio: ready elevator=$elv read_ahead_kb=$(cat "
 	"$q/read_ahead_kb) max_sectors_kb=$(cat $q/max_sectors_kb) "
-	"rotational=$(cat $q/rotational) direct=$direct\"\n"
+	"rotational=$(cat $q/rotational) direct=$direct"
+	"$([ \"$elv\" = bfq ] && echo \" low_latency=$(cat $q/iosched/low_latency)\")\"\n"
 	"if ! head -c 1 <&3 >/dev/null; then\n"
 	"\techo \"afio: error no start signal on /dev/ttyS1\"; exit 1\n"
 	"fi\n"
@@ -660,9 +665,10 @@ static int start_guest(const struct iol_env *env, const struct iol_params *p,
 	run_argv_add(&a, "%s antfarm.truth=0 antfarm.modules=virtio_pci,virtio_blk%s "
 		"afio.vm=%u afio.procs=%u afio.count=%" PRIu64
 		" afio.bs=%" PRIu64 " afio.stride=%" PRIu64 " afio.elv=%s"
-		" afio.direct=%d",
+		" afio.direct=%d afio.bfqlat=%d",
 		env->guest.append, p->guest == IOS_GUEST_BFQ ? ",bfq" : "", v,
-		p->procs, count, p->request_kb, p->stride_mb, g, !p->buffered);
+		p->procs, count, p->request_kb, p->stride_mb, g, !p->buffered,
+		p->bfq_low_latency);
 	run_argv_add(&a, "-object");
 	run_argv_add(&a, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on",
 		env->mem_mb, e_ram ? e_ram : "");

@@ -57,6 +57,9 @@ struct iol_params {
 	                                 page cache (its read-ahead keeps two
 	                                 requests in flight); 0: O_DIRECT,
 	                                 one synchronous request at a time */
+	int bfq_low_latency;          /* guest bfq keeps its low_latency
+	                                 heuristics (Linux's default); 0: set
+	                                 for throughput */
 };
 
 /* Per guest: how busy its CPU was while the readers ran. */

@@ -68,7 +68,7 @@ for args in "--seed 3" "--assoc-error 0.1" "--vms 9" "--request-kb 44" \
 	expect_error 2 "$ANTFARM" iosched $args
 done
 for args in "--timeout 10" "--mem 512" "--no-assoc" "--verbose" "--server nbdkit" \
-	"--reader buffered"; do
+	"--reader buffered" "--bfq-low-latency"; do
 	# shellcheck disable=SC2086
 	expect_error 2 "$ANTFARM" iosched --simulate $args
 done

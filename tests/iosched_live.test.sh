@@ -11,6 +11,8 @@
 #     --plot: faster than even the buffered deadline by a clear margin (anticipation per guest process works only if the
 #     tags the plugin publishes tell the two readers apart), the two
 #     readers carry different tags, few requests mistagged, a PNG;
+#   - deadline with the guests' bfq (low_latency=0) in 1 VM x 2: clearly
+#     faster than deadline alone (the guest anticipates for its readers);
 #   - setup errors are one line (no block server, no nbdkit plugin, a
 #     QEMU that is not QEMU);
 #   - SIGINT in the middle of a run: status 130, one line, no QEMU or
@@ -132,6 +134,23 @@ get .antic_hits
 [ "$(head -c 4 "$tmp/fig7.png" | od -An -c | tr -d ' ')" = '211PNG' ] ||
 	fail "--plot made no PNG"
 leftovers "as-process cell"
+
+# ---- 2b. guest bfq (set for throughput) below deadline, 1 VM x 2: the
+# guest's own anticipation works when it sees both readers ----
+# shellcheck disable=SC2086 # SAN_ENV is several words
+run_cmd 900 env $SAN_ENV nice "$ANTFARM" iosched --vms 1 --procs 2 --sched deadline --quick \
+	--guest-elevator bfq --no-lone --format json
+[ "$rc" -eq 0 ] || fail "bfq cell: status $rc: $(tail -c 400 "$tmp/err")"
+get .guest_elevator
+[ "$v" = bfq ] || fail "bfq cell: guest_elevator $v"
+get .bfq_low_latency
+[ "$v" = false ] || fail "bfq cell: bfq_low_latency $v"
+get .aggregate_mb_s
+bfq=$v
+echo "deadline with guest bfq 1x2: $bfq MB/s"
+ge "$bfq" "$(awk -v d="$dl" 'BEGIN { print 1.2 * d }')" ||
+	fail "guest bfq $bfq MB/s is not clearly faster than deadline $dl MB/s"
+leftovers "bfq cell"
 
 # ---- 3. setup errors: one line ----
 ANTFARM_BLOCKSERVER=$tmp/none expect_error 1 "$ANTFARM" iosched --quick
