@@ -22,22 +22,16 @@
 #   - the request log (log=, log-max=): one line per request with its tag.
 # Skips (77) only if nbdkit and the libnbd Python binding cannot be
 # installed (scripts/deps.sh all).
+# The client is tests/nbd_client.py and the server/stats helpers are in
+# tests/blockserver_functions.sh, both shared by blockserver.test.sh and
+# nbd_server.test.sh.
 . "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/blockserver_functions.sh"
 
 PLUGIN=$BUILD/nbdkit-antfarm-plugin.so
 ASSOC=$BUILD/antfarm-assoc
 
 # ---- prerequisites ----
-find_python()
-{
-	for p in /usr/bin/python3 python3; do
-		if "$p" -c 'import nbd' >/dev/null 2>&1; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 if ! command -v nbdkit >/dev/null 2>&1 || ! find_python >/dev/null ||
 	! pkg-config --exists nbdkit 2>/dev/null; then
 	sh "$top/scripts/deps.sh" all >/dev/null 2>&1 || :
@@ -58,232 +52,30 @@ if nm -D "$PLUGIN" 2>/dev/null | grep -q '__asan_init'; then
 	NBDKIT_ENV="LD_PRELOAD=$asan:$ubsan ASAN_OPTIONS=detect_leaks=0"
 fi
 
-# ---- the client ----
-cat >"$tmp/client.py" <<'EOF'
-# Test client for the antfarm block server (libnbd).
-import errno, os, random, sys, time
-import nbd
-
-def connect(sock, export, strict=True):
-    h = nbd.NBD()
-    h.set_export_name(export)
-    if not strict:
-        h.set_strict_mode(0)
-    h.connect_unix(sock)
-    return h
-
-def die(msg):
-    print("client: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-def wait_all(h):
-    while h.aio_in_flight() > 0:
-        h.poll(-1)
-
-def integrity(sock, export, image, seed, rounds, out):
-    """Random writes and reads against a model of the image; the model is
-    written to OUT at the end for comparison with the image file."""
-    h = connect(sock, export)
-    size = h.get_size()
-    with open(image, "rb") as f:
-        expect = bytearray(f.read())
-    if len(expect) != size:
-        die("size %d != image %d" % (size, len(expect)))
-    rnd = random.Random(seed)
-    sizes = [1, 511, 512, 4096, 65536, 131072 + 17, 1 << 20]
-    for _ in range(rounds):
-        # synchronous: odd sizes and offsets, some with FUA
-        for _ in range(20):
-            n = rnd.choice(sizes)
-            off = rnd.randrange(0, size - n + 1)
-            data = rnd.randbytes(n)
-            h.pwrite(data, off, nbd.CMD_FLAG_FUA if rnd.random() < 0.2 else 0)
-            expect[off:off + n] = data
-            n2 = rnd.choice(sizes)
-            off2 = rnd.randrange(0, size - n2 + 1)
-            if h.pread(n2, off2) != expect[off2:off2 + n2]:
-                die("read mismatch at %d+%d" % (off2, n2))
-        # 32 writes in flight to distinct blocks, then 32 reads
-        blk = 65536
-        offs = rnd.sample(range(0, size // blk), 32)
-        for o in offs:
-            data = rnd.randbytes(blk)
-            expect[o * blk:(o + 1) * blk] = data
-            h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(data)), o * blk)
-        wait_all(h)
-        bufs = []
-        for o in offs:
-            b = nbd.Buffer(blk)
-            bufs.append((o, b, h.aio_pread(b, o * blk)))
-        wait_all(h)
-        for o, b, c in bufs:
-            h.aio_command_completed(c)
-            if b.to_bytearray() != expect[o * blk:(o + 1) * blk]:
-                die("aio read mismatch at block %d" % o)
-    h.flush()
-    for off in range(0, size, 1 << 20):
-        n = min(1 << 20, size - off)
-        if h.pread(n, off) != expect[off:off + n]:
-            die("final read mismatch at %d" % off)
-    with open(out, "wb") as f:
-        f.write(expect)
-    h.shutdown()
-
-def errors(sock, export, max_request):
-    """Bad requests get errors; the connection stays usable."""
-    h = connect(sock, export, strict=False)
-    size = h.get_size()
-    good = h.pread(4096, 0)
-    cases = [
-        ("read past the end", lambda: h.pread(512, size - 256), errno.EINVAL),
-        ("read at the end", lambda: h.pread(1, size), errno.EINVAL),
-        ("write past the end", lambda: h.pwrite(b"x" * 512, size - 256),
-         errno.ENOSPC),
-        ("read larger than max-request",
-         lambda: h.pread(max_request + 1, 0), errno.EINVAL),
-        ("write larger than max-request",
-         lambda: h.pwrite(b"y" * (max_request + 1), 0), errno.EINVAL),
-        ("zero-length read", lambda: h.pread(0, 0), errno.EINVAL),
-    ]
-    for name, f, want in cases:
-        try:
-            f()
-        except nbd.Error as e:
-            if e.errnum != want:
-                die("%s: errno %s, wanted %d" % (name, e.errnum, want))
-        else:
-            die("%s: succeeded" % name)
-        if h.pread(4096, 0) != good:
-            die("%s: connection unusable afterwards" % name)
-    # The largest allowed request works; the block-size limit says so.
-    h.pread(max_request, 0)
-    if h.get_block_size(nbd.SIZE_MAXIMUM) != max_request:
-        die("maximum block size %d" % h.get_block_size(nbd.SIZE_MAXIMUM))
-    if h.pread(4096, 0) != good:
-        die("no write was supposed to land")
-    h.shutdown()
-
-def hammer(sock, export, ready):
-    """Keeps 16 reads and writes in flight until killed."""
-    h = connect(sock, export)
-    size = h.get_size()
-    rnd = random.Random(1)
-    blk = 65536
-    open(ready, "w").close()
-    while True:
-        while h.aio_in_flight() < 16:
-            o = rnd.randrange(0, size // blk) * blk
-            if rnd.random() < 0.5:
-                h.aio_pread(nbd.Buffer(blk), o)
-            else:
-                h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(blk)), o)
-        h.poll(-1)
-        while h.aio_peek_command_completed() > 0:
-            h.aio_command_completed(h.aio_peek_command_completed())
-
-def reader(sock, export, nbytes, req, ready, go, out):
-    """Sequential synchronous reads from offset 0; writes
-    'start end bytes' (CLOCK_MONOTONIC seconds) to OUT."""
-    h = connect(sock, export)
-    open(ready, "w").close()
-    while not os.path.exists(go):
-        time.sleep(0.0005)
-    t0 = time.monotonic()
-    off = 0
-    while off < nbytes:
-        h.pread(req, off)
-        off += req
-    t1 = time.monotonic()
-    with open(out, "w") as f:
-        f.write("%.6f %.6f %d\n" % (t0, t1, off))
-    h.shutdown()
-
-mode = sys.argv[1]
-a = sys.argv[2:]
-if mode == "integrity":
-    integrity(a[0], a[1], a[2], int(a[3]), int(a[4]), a[5])
-elif mode == "errors":
-    errors(a[0], a[1], int(a[2]))
-elif mode == "hammer":
-    hammer(a[0], a[1], a[2])
-elif mode == "reader":
-    reader(a[0], a[1], int(a[2]), int(a[3]), a[4], a[5], a[6])
-else:
-    die("unknown mode " + mode)
-EOF
-
-# ---- server control ----
-SOCK=$tmp/bs.sock
-srv_pid=""
+# ---- server control (tests/blockserver_functions.sh) ----
+SRV_NAME=nbdkit
+SRV_LOG=$tmp/nbdkit.log
+SRV_STOP_TENTHS=300
+SRV_KEEPS_SOCKET=1
 # start_server ARGS...: nbdkit in the foreground of a background job.
 start_server()
 {
-	rm -f "$SOCK" "$tmp/bs.pid" "$tmp/stats.json"
 	# shellcheck disable=SC2086
-	env $NBDKIT_ENV nbdkit ${NBDKIT_OPTS:-} -f --exit-with-parent -U "$SOCK" -P "$tmp/bs.pid" \
-		"$PLUGIN" stats="$tmp/stats.json" "$@" 2>>"$tmp/nbdkit.log" &
-	srv_pid=$!
-	n=0
-	while [ ! -s "$tmp/bs.pid" ]; do
-		kill -0 "$srv_pid" 2>/dev/null ||
-			fail "nbdkit did not start: $* ($(tail -n 3 "$tmp/nbdkit.log"))"
-		n=$((n + 1))
-		[ $n -gt 500 ] && fail "nbdkit did not come up: $*"
-		sleep 0.02
-	done
+	srv_start env $NBDKIT_ENV nbdkit ${NBDKIT_OPTS:-} -f --exit-with-parent -U "$SOCK" \
+		-P "$tmp/bs.pid" "$PLUGIN" stats="$tmp/stats.json" "$@"
 }
-# stop_server: SIGTERM, wait; the stats file must appear.
-stop_server()
+# stop_server calls this when nbdkit did not exit on SIGTERM.
+srv_hung()
 {
-	[ -n "$srv_pid" ] || return 0
-	kill -TERM "$srv_pid" 2>/dev/null
-	n=0
-	while kill -0 "$srv_pid" 2>/dev/null && [ $n -lt 300 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
-	if kill -0 "$srv_pid" 2>/dev/null; then
-		# With ASan preloaded, nbdkit 1.32.5 can hang in exit() (a libc
-		# locale lock left taken after its own "%m" error messages in
-		# worker threads; seen with nbdkit's own file plugin too). The
-		# plugin has finished by then if the stats file is there.
-		if [ -n "$NBDKIT_ENV" ] && [ -s "$tmp/stats.json" ]; then
-			echo "note: nbdkit (ASan preloaded) hung in exit after the plugin finished; killed"
-			kill -KILL "$srv_pid"
-			wait "$srv_pid" 2>/dev/null
-		else
-			fail "nbdkit did not exit on SIGTERM"
-		fi
-	else
-		src=0
-		wait "$srv_pid" || src=$?
-		[ "$src" -eq 0 ] || fail "nbdkit exited with status $src ($(tail -n 3 "$tmp/nbdkit.log"))"
-	fi
-	srv_pid=""
-	if grep -q "AddressSanitizer\|runtime error:\|LeakSanitizer" "$tmp/nbdkit.log"; then
-		fail "sanitizer report: $(grep -m 3 "AddressSanitizer\|runtime error:" "$tmp/nbdkit.log")"
-	fi
-	[ -s "$tmp/stats.json" ] || fail "no stats file"
-}
-kill_server()
-{
-	[ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
-	:
-}
-cleanup_fn kill_server
-
-# stat EXPR: a value from the stats file.
-stat()
-{
-	"$PY" -c 'import json, sys
-v = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2], {}, {"s": v}))' "$tmp/stats.json" "$1" ||
-		fail "stats: $1: $(head -c 300 "$tmp/stats.json")"
-}
-
-client()
-{
-	timeout -k 5 300 "$PY" "$tmp/client.py" "$@"
+	# With ASan preloaded, nbdkit 1.32.5 can hang in exit() (a libc
+	# locale lock left taken after its own "%m" error messages in
+	# worker threads; seen with nbdkit's own file plugin too). The
+	# plugin has finished by then if the stats file is there.
+	[ -n "$NBDKIT_ENV" ] && [ -s "$tmp/stats.json" ] || return 1
+	echo "note: nbdkit (ASan preloaded) hung in exit after the plugin finished; killed"
+	kill -KILL "$srv_pid"
+	wait "$srv_pid" 2>/dev/null
+	return 0
 }
 
 mkimg()
@@ -314,10 +106,7 @@ echo "integrity: ok"
 start_server export=a file="$tmp/a.img" disk=none max-request=1M
 client errors "$SOCK" a $MB || fail "bad requests"
 # an unknown export is refused, the server goes on
-if "$PY" -c 'import nbd, sys
-h = nbd.NBD(); h.set_export_name("nosuch"); h.connect_unix(sys.argv[1])' "$SOCK" 2>/dev/null; then
-	fail "an unknown export was served"
-fi
+client refused "$SOCK" nosuch || fail "an unknown export was served"
 client errors "$SOCK" a $MB || fail "bad requests (second connection)"
 stop_server
 cmp -s "$tmp/a.expect" "$tmp/a.img" || fail "a refused write changed a.img"
@@ -337,15 +126,7 @@ kill_case()
 	NBDKIT_OPTS=$2
 	start_server export=a file="$tmp/a.img" export=b file="$tmp/b.img" sched=as-process disk="$1"
 	NBDKIT_OPTS=""
-	rm -f "$tmp/hammer.ready"
-	# (python itself, not a subshell: the kill must reach the client)
-	"$PY" "$tmp/client.py" hammer "$SOCK" a "$tmp/hammer.ready" 2>/dev/null &
-	hammer_pid=$!
-	n=0
-	while [ ! -f "$tmp/hammer.ready" ]; do
-		n=$((n + 1)); [ $n -gt 500 ] && fail "hammer client did not start"
-		sleep 0.02
-	done
+	start_hammer a 1 500 || fail "disk=$1: the hammer client did not start"
 	client integrity "$SOCK" b "$tmp/b.img" 3 2 "$tmp/b.expect" &
 	int_pid=$!
 	sleep 1
