@@ -947,6 +947,14 @@ static int run_iosched(int argc, char **argv)
 				       " is more than a file (--stride-mb %" PRIu64
 				       ")",
 				       o.mb, o.stride_mb);
+	if (o.bfq_low_latency) {
+		int bfq = 0;
+		for (unsigned i = 0; i < o.ng; i++)
+			bfq |= o.gs[i] == IOS_GUEST_BFQ;
+		if (!bfq)
+			return cli_usage_error(cmd, "--bfq-low-latency needs "
+					       "--guest-elevator bfq");
+	}
 	if (o.simulate && o.have_live_opt)
 		return cli_usage_error(cmd, "--timeout, --mem, --no-assoc, "
 				       "--server, --reader buffered, "

@@ -1,6 +1,6 @@
 /*
- * cli/run_host.c - getting the host ready for `antfarm run` (contract in
- * run_host.h): finding the plugin and scripts, running scripts/deps.sh and
+ * cli/run_host.c - getting the host ready for `antfarm run` and the live
+ * `antfarm iosched` (contract in run_host.h): finding the plugin and scripts, running scripts/deps.sh and
  * guest/build-guest.sh with their progress shown only when they take a
  * while, and checking the QEMU version.
  */
@@ -197,7 +197,8 @@ static const char *strip_prefix(const char *s)
 	return s;
 }
 
-/* Describes a helper's wait status: "exit status 3", "signal 9". */
+/* Describes a child's wait status: "exited with status 3", "died of
+ * signal 9". */
 void run_describe_status(int st, char *buf, size_t cap)
 {
 	if (WIFEXITED(st))
@@ -212,6 +213,7 @@ void run_host_command(const char *name)
 {
 	host_cmd = name;
 }
+
 /* Sets dst to env var name if set, else to dflt. 0, or -1 if too long. */
 static int from_env(char *dst, size_t cap, const char *name, const char *dflt)
 {

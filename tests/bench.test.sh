@@ -74,6 +74,7 @@ last timeline
 j timeline '.bench == "timeline" and .ok' >/dev/null
 j timeline '.fn_create == 0 and .fn_exit == 0' >/dev/null
 j timeline '.os_create > 0 and .inferred_create >= .os_create' >/dev/null
+# (max_abs_diff >= 0: the field is there and a number)
 j timeline '.os_max >= 1 and .max_abs_diff >= 0' >/dev/null
 png "$ANTFARM_BENCH_OUT/timeline.png"
 

@@ -80,8 +80,13 @@ done
 expect_error 2 "$ANTFARM" iosched --simulate --guest-elevator "bfq,bfq"
 expect_error 2 "$ANTFARM" iosched --server qemu-nbd
 expect_error 2 "$ANTFARM" iosched --reader cached
+expect_error 2 "$ANTFARM" iosched --bfq-low-latency --guest-elevator none,mq-deadline
 # The host steps it shares with `antfarm run` speak as iosched.
-ANTFARM_BUILD_GUEST=$tmp/none ANTFARM_DEPS=none expect_error 1 "$ANTFARM" iosched --quick
+# (The plugin and a guest kernel from the environment would be found
+# first: pin them.)
+expect_error 1 env -u ANTFARM_GUEST_KERNEL -u ANTFARM_GUEST_INITRD \
+	ANTFARM_PLUGIN="$ANTFARM" ANTFARM_BUILD_GUEST="$tmp/none" ANTFARM_DEPS=none \
+	"$ANTFARM" iosched --quick
 [ "$(cat "$tmp/err")" = "antfarm: iosched: $tmp/none: No such file or directory (set ANTFARM_BUILD_GUEST)" ] ||
 	fail "a missing guest builder: $(cat "$tmp/err")"
 expect_error 2 "$ANTFARM" iosched --simulate --reader ""

@@ -12,7 +12,8 @@
 #     tags the plugin publishes tell the two readers apart), the two
 #     readers carry different tags, few requests mistagged, a PNG;
 #   - deadline with the guests' bfq (low_latency=0) in 1 VM x 2: clearly
-#     faster than deadline alone (the guest anticipates for its readers);
+#     faster than the buffered deadline cell (a stricter bar than direct
+#     deadline: the guest anticipates for its readers);
 #   - setup errors are one line (no block server, no nbdkit plugin, a
 #     QEMU that is not QEMU);
 #   - SIGINT in the middle of a run: status 130, one line, no QEMU or
