@@ -14,6 +14,10 @@
 #   requires CMD [ARG...]  skip unless CMD runs successfully (nbdkit style)
 #   requires_prog NAME     skip unless NAME is on $PATH
 #   requires_antfarm       skip unless $ANTFARM has been built
+#   requires_qemu10        skip unless QEMU 10 is installed or scripts/deps.sh
+#                          can install it
+#   requires_jget          define jget FILE PATH (a member of the JSON object
+#                          in FILE, by jq or else python3); skip without both
 #   cleanup_fn FUNC        call shell function FUNC on exit (before $tmp goes)
 #   run_cmd SECS CMD...    run CMD with a time limit; stdout to $tmp/out,
 #                          stderr to $tmp/err, status in $rc
@@ -155,4 +159,31 @@ det_bytes()
 file_size()
 {
 	wc -c <"$1" | tr -d ' '
+}
+
+requires_qemu10()
+{
+	if ! sh "$top/scripts/deps.sh" test >"$tmp/deps.out" 2>&1; then
+		af_v=$(qemu-system-x86_64 --version 2>/dev/null |
+			sed -n 's/.*version \([0-9]*\)\..*/\1/p')
+		[ "${af_v:-0}" -ge 10 ] 2>/dev/null ||
+			skip "no QEMU 10 and it cannot be installed: $(tail -n 1 "$tmp/deps.out")"
+	fi
+}
+
+requires_jget()
+{
+	if command -v jq >/dev/null 2>&1; then
+		jget() { jq -r "$2" "$1"; }
+	elif command -v python3 >/dev/null 2>&1; then
+		jget() {
+			python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].lstrip(".").split("."):
+    v = v[k] if v is not None else None
+print("null" if v is None else v)' "$1" "$2"
+		}
+	else
+		skip "neither jq nor python3 to read JSON"
+	fi
 }

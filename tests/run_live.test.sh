@@ -27,31 +27,14 @@ CONFIGS=${AF_RUN_CONFIGS:-x86_64 kpti i386}
 TO=${AF_RUN_TIMEOUT:-300}
 
 # ---- can this machine run guests at all? ----
-if ! sh "$top/scripts/deps.sh" test >"$tmp/deps.out" 2>&1; then
-	v=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
-	[ "${v:-0}" -ge 10 ] 2>/dev/null ||
-		skip "no QEMU 10 and it cannot be installed: $(tail -n 1 "$tmp/deps.out")"
-fi
+requires_qemu10
 for c in $CONFIGS; do
 	case $c in i386) a=i386 ;; *) a=x86_64 ;; esac
 	"$top/guest/build-guest.sh" --quiet --arch "$a" >/dev/null 2>"$tmp/guest.err" ||
 		skip "no $a guest: $(tail -n 1 "$tmp/guest.err")"
 done
 
-# jget FILE PATH: a member of the JSON object in FILE (jq, else python3).
-if command -v jq >/dev/null 2>&1; then
-	jget() { jq -r "$2" "$1"; }
-elif command -v python3 >/dev/null 2>&1; then
-	jget() {
-		python3 -c 'import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].lstrip(".").split("."):
-    v = v[k] if v is not None else None
-print("null" if v is None else v)' "$1" "$2"
-	}
-else
-	skip "neither jq nor python3 to read JSON"
-fi
+requires_jget
 
 fails=0
 runs=0

@@ -21,69 +21,7 @@
 #define PS 0x80ull
 #define ADDR 0x000ffffffffff000ull
 
-/* A fake guest: flat RAM, a bump allocator, the events seen. */
-struct guest {
-	uint8_t *ram;        /* guest-physical memory */
-	uint64_t next_frame; /* bump allocator */
-	struct af_engine *e; /* engine under test */
-	unsigned n_create, n_exit, n_switch; /* events seen */
-	uint64_t t;          /* clock */
-};
-
-static int rd(void *ctx, uint64_t gpa, void *buf, size_t len)
-{
-	struct guest *g = ctx;
-	if (gpa + len > RAM)
-		return -EFAULT;
-	memcpy(buf, g->ram + gpa, len);
-	return 0;
-}
-
-static void on_ev(void *ctx, const struct af_event *ev)
-{
-	struct guest *g = ctx;
-	g->n_create += ev->kind == AF_EV_CREATE;
-	g->n_exit += ev->kind == AF_EV_EXIT;
-	g->n_switch += ev->kind == AF_EV_SWITCH;
-}
-
-static struct guest *guest_new(void)
-{
-	struct guest *g = calloc(1, sizeof(*g));
-	struct af_engine_config cfg = {
-		.mmu = AF_MMU_X86, .n_vcpus = 1, .phys_bytes = RAM,
-		.read_phys = rd, .on_event = on_ev,
-	};
-	cfg.read_ctx = cfg.event_ctx = g;
-	g->ram = calloc(1, RAM);
-	g->next_frame = 0x100000;
-	CHECK_EQ(af_engine_new(&cfg, &g->e), 0);
-	return g;
-}
-
-static void guest_free(struct guest *g)
-{
-	af_engine_free(g->e);
-	free(g->ram);
-	free(g);
-}
-
-static uint64_t frame(struct guest *g)
-{
-	uint64_t f = g->next_frame;
-	g->next_frame += 4096;
-	memset(g->ram + f, 0, 4096);
-	return f;
-}
-
-static void obs(struct guest *g, unsigned kind, unsigned width, uint64_t addr,
-		uint64_t value, uint32_t aux)
-{
-	struct af_obs o = { .kind = (uint8_t)kind, .width = (uint8_t)width,
-			    .aux = aux, .time_ns = g->t += 1000,
-			    .addr = addr, .value = value };
-	CHECK_EQ(af_engine_observe(g->e, &o), 0);
-}
+#include "fake_guest.h"
 
 static void poke(struct guest *g, uint64_t gpa, uint64_t v, unsigned w)
 {
@@ -94,7 +32,7 @@ static void poke(struct guest *g, uint64_t gpa, uint64_t v, unsigned w)
 static void store(struct guest *g, uint64_t gpa, uint64_t v, unsigned w)
 {
 	poke(g, gpa, v, w);
-	obs(g, AF_OBS_PT_STORE, w, gpa, v, 0);
+	obs(g, AF_OBS_PT_STORE, 0, w, gpa, v, 0);
 }
 
 static uint64_t peek8(const struct guest *g, uint64_t gpa)
@@ -135,7 +73,7 @@ static uint32_t recount_two(const struct af_engine *e)
 
 TEST(leaf_stores_count_only_present_user_entries)
 {
-	struct guest *g = guest_new();
+	struct guest *g = guest_new(1);
 	uint64_t pml4 = frame(g), pdpt = frame(g), pd = frame(g);
 	uint64_t pt = frame(g), pt_sup = frame(g), n0;
 
@@ -144,8 +82,8 @@ TEST(leaf_stores_count_only_present_user_entries)
 	poke(g, pd, pt | P | RW | US, 8);
 	poke(g, pd + 8, pt_sup | P | RW, 8); /* supervisor: not followed */
 	poke(g, pt, 0x800000 | P | US, 8);
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_4LEVEL, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, pml4, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_4LEVEL, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, pml4, 0);
 	CHECK_EQ(g->n_create, 1);
 	CHECK_EQ(user_pages(g, pml4), 1);
 	CHECK(af_engine_is_page_table(g->e, pt));
@@ -179,7 +117,7 @@ TEST(leaf_stores_count_only_present_user_entries)
 	CHECK_EQ(g->n_exit, 0);
 	{
 		uint64_t other = frame(g);
-		obs(g, AF_OBS_ROOT_LOAD, 0, 0, other, 0);
+		obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, other, 0);
 	}
 	CHECK_EQ(g->n_exit, 1);
 	CHECK(!af_engine_is_page_table(g->e, pt));
@@ -188,15 +126,15 @@ TEST(leaf_stores_count_only_present_user_entries)
 
 TEST(leaf_stores_in_32bit_and_pae_tables)
 {
-	struct guest *g = guest_new();
+	struct guest *g = guest_new(1);
 	uint64_t pd = frame(g), pt = frame(g);
 	uint64_t pdpt, pd2, pt2;
 
 	/* 32-bit: 4-byte entries, PSE off */
 	poke(g, pd + 4 * 3, pt | P | RW | US, 4);
 	poke(g, pt + 4 * 7, 0x500000 | P | US, 4);
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_32, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, pd, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_32, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, pd, 0);
 	CHECK_EQ(user_pages(g, pd), 1);
 	store(g, pt + 4 * 1023, 0x501000 | P | US, 4); /* last entry */
 	store(g, pt + 4 * 8, 0x502000 | P, 4);
@@ -218,8 +156,8 @@ TEST(leaf_stores_in_32bit_and_pae_tables)
 	poke(g, pdpt, pd2 | P, 8);
 	poke(g, pd2 + 8 * 2, pt2 | P | RW | US, 8);
 	poke(g, pt2, 0x600000 | P | US, 8);
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_PAE, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, pdpt, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_PAE, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, pdpt, 0);
 	CHECK_EQ(g->n_create, 2);
 	CHECK_EQ(user_pages(g, pdpt), 1);
 	store(g, pt2 + 8 * 5, 0x601000 | P | US | RW, 8);
@@ -278,7 +216,7 @@ TEST(random_stores_match_a_walk)
 	 * and mapping 2 MiB pages. After every store the engine's count must
 	 * equal a walk of the guest's memory. */
 	enum { NPD = 4, NPT = 48, STEPS = 20000 };
-	struct guest *g = guest_new();
+	struct guest *g = guest_new(1);
 	uint64_t pml4 = frame(g), pdpt = frame(g), pd[NPD], pt[NPT];
 	int pt_at[NPT];       /* directory slot linking pt[i], -1 if none */
 	int slot_pt[NPD * 8]; /* pt linked at directory slot, -1 if none */
@@ -305,8 +243,8 @@ TEST(random_stores_match_a_walk)
 			pt_at[i] = s;
 		}
 	}
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_4LEVEL, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, pml4, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_4LEVEL, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, pml4, 0);
 	CHECK_EQ(g->n_create, 1);
 	CHECK_EQ(user_pages(g, pml4), walk_count(g, pml4, 4));
 
@@ -358,7 +296,7 @@ TEST(random_stores_match_a_walk)
 			      8);
 		} else {
 			/* a root reload (a flush; the space stays) */
-			obs(g, AF_OBS_ROOT_LOAD, 0, 0, pml4, 0);
+			obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, pml4, 0);
 		}
 		CHECK_EQ(user_pages(g, pml4), walk_count(g, pml4, 4));
 		if (step % 256 == 0)
@@ -377,18 +315,18 @@ TEST(kpti_roots_seen_empty_join_later)
 	 * then built in the kernel root and mirrored into the user root: the
 	 * table is now linked from exactly two places, so the next load of
 	 * the user root must join it to the kernel root's process. */
-	struct guest *g = guest_new();
+	struct guest *g = guest_new(1);
 	uint64_t kr = frame(g), ur = frame(g), pdpt = frame(g), pd = frame(g);
 	uint64_t pt = frame(g);
 	struct af_counters c;
 
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_4LEVEL, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, kr, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, ur, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_4LEVEL, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, kr, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, ur, 0);
 	CHECK_EQ(g->n_create, 2);
 	CHECK_EQ(g->e->n_two, 0);
 	/* nothing shared yet: reloading the user root joins nothing */
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, ur, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, ur, 0);
 	af_engine_counters(g->e, &c);
 	CHECK_EQ(c.joins, 0);
 
@@ -400,8 +338,8 @@ TEST(kpti_roots_seen_empty_join_later)
 	CHECK_EQ(g->e->n_two, 1);
 	CHECK_EQ(g->e->n_two, recount_two(g->e));
 	CHECK_EQ(user_pages(g, kr), 1);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, kr, 0);
-	obs(g, AF_OBS_ROOT_LOAD, 0, 0, ur, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, kr, 0);
+	obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, ur, 0);
 	af_engine_counters(g->e, &c);
 	CHECK_EQ(c.joins, 1);
 	CHECK_EQ(g->n_exit, 1); /* the user root's own space was merged */
@@ -411,7 +349,7 @@ TEST(kpti_roots_seen_empty_join_later)
 	{
 		uint64_t r3 = frame(g);
 		poke(g, r3, pdpt | P | RW | US, 8);
-		obs(g, AF_OBS_ROOT_LOAD, 0, 0, r3, 0);
+		obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, r3, 0);
 		CHECK_EQ(g->e->n_two, recount_two(g->e));
 	}
 	guest_free(g);
@@ -422,11 +360,11 @@ TEST(slot_pools_reuse_in_order)
 	/* Frames and spaces come from never-used slots only when nothing
 	 * was released: a table freed and a new one tracked reuse the slot,
 	 * and a long fork/exit churn never runs out of slots. */
-	struct guest *g = guest_new();
+	struct guest *g = guest_new(1);
 	struct af_counters c;
 	uint64_t roots[8], pts[8];
 
-	obs(g, AF_OBS_PAGING, 0, 0, AF_PAGING_4LEVEL, 0);
+	obs(g, AF_OBS_PAGING, 0, 0, 0, AF_PAGING_4LEVEL, 0);
 	for (int i = 0; i < 8; i++) {
 		uint64_t pdpt = frame(g), pd = frame(g);
 		roots[i] = frame(g);
@@ -440,7 +378,7 @@ TEST(slot_pools_reuse_in_order)
 		int i = round % 8;
 		/* the root is rebuilt each time it is reused */
 		poke(g, pts[i], 0x800000 | P | US, 8);
-		obs(g, AF_OBS_ROOT_LOAD, 0, 0, roots[i], 0);
+		obs(g, AF_OBS_ROOT_LOAD, 0, 0, 0, roots[i], 0);
 		store(g, pts[i], 0, 8); /* the process unmaps everything */
 	}
 	af_engine_counters(g->e, &c);
