@@ -154,9 +154,10 @@ static inline uint32_t af_site_epoch(struct af_site *site, uint32_t e)
  * flush; tb: blocks translated since then, which the flush throws away and
  * the guest translates again as far as it still runs them. Due once waste
  * reaches min_waste and per_tb per block of tb (per_tb 0: no such bound): a
- * wasted callback costs a few ns, translating a block over a us, so with a
- * large translated working set (a compile) a trickle of waste is cheaper
- * than a flush. Saturates instead of overflowing. */
+ * wasted callback costs some 40 ns, translating a block again some 10 us
+ * (docs/overhead.md, measured on the compile), so with a large translated
+ * working set (a compile) a trickle of waste is cheaper than a flush.
+ * Saturates instead of overflowing. */
 int af_flush_due(uint64_t waste, uint64_t tb, uint64_t min_waste,
 		 uint64_t per_tb);
 
